@@ -1,0 +1,52 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+const checkpointFile = "checkpoint"
+
+// checkpoint is what the log records about itself between runs.
+type checkpoint struct {
+	recoveryPoint  int64 // every batch below this offset is known to be synced
+	logStartOffset int64
+}
+
+func readCheckpoint(dir string) (checkpoint, bool) {
+	b, err := readChecked(filepath.Join(dir, checkpointFile))
+	if err != nil || len(b) != 17 || b[0] != 1 {
+		return checkpoint{}, false
+	}
+	return checkpoint{
+		recoveryPoint:  int64(binary.BigEndian.Uint64(b[1:])),
+		logStartOffset: int64(binary.BigEndian.Uint64(b[9:])),
+	}, true
+}
+
+func writeCheckpoint(dir string, c checkpoint) error {
+	b := []byte{1} // version
+	b = binary.BigEndian.AppendUint64(b, uint64(c.recoveryPoint))
+	b = binary.BigEndian.AppendUint64(b, uint64(c.logStartOffset))
+	return writeChecked(dir, checkpointFile, b)
+}
+
+// checkpointMissing tells a fresh directory from a damaged checkpoint, for the log message.
+func checkpointMissing(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, checkpointFile))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+func (l *Log) saveCheckpointLocked() error {
+	c := checkpoint{recoveryPoint: l.sync.durable(), logStartOffset: l.logStart}
+	if c.recoveryPoint > l.logEnd {
+		c.recoveryPoint = l.logEnd
+	}
+	if err := writeCheckpoint(l.dir, c); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}

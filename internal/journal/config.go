@@ -1,0 +1,112 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/strand-data/strand/internal/record"
+)
+
+// FsyncPolicy says when appended bytes are forced to disk.
+type FsyncPolicy int
+
+const (
+	// FsyncAlways: an append returns only after its bytes are fsynced (group commit).
+	FsyncAlways FsyncPolicy = iota
+	// FsyncInterval: bytes are fsynced every Config.FsyncInterval; a power loss may lose that much.
+	FsyncInterval
+	// FsyncNever: the operating system decides; fsync only on roll and clean close.
+	FsyncNever
+)
+
+// ParseFsyncPolicy reads "always", "interval" or "never".
+func ParseFsyncPolicy(s string) (FsyncPolicy, error) {
+	switch s {
+	case "always":
+		return FsyncAlways, nil
+	case "interval":
+		return FsyncInterval, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("fsync policy %q: want always, interval or never", s)
+}
+
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncAlways:
+		return "always"
+	case FsyncInterval:
+		return "interval"
+	case FsyncNever:
+		return "never"
+	}
+	return fmt.Sprintf("FsyncPolicy(%d)", int(p))
+}
+
+// Config holds a log's settings; DefaultConfig has Kafka's defaults.
+type Config struct {
+	SegmentBytes       int64         // segment.bytes
+	SegmentMs          time.Duration // segment.ms
+	IndexIntervalBytes int           // index.interval.bytes
+	Fsync              FsyncPolicy
+	FsyncInterval      time.Duration
+	FileDeleteDelay    time.Duration // file.delete.delay.ms: deleted segments stay open this long for readers
+	Now                func() time.Time
+	Logger             *slog.Logger
+}
+
+// DefaultConfig returns Kafka's defaults and fsync=always (DESIGN D4).
+func DefaultConfig() Config {
+	return Config{
+		SegmentBytes:       1 << 30,
+		SegmentMs:          7 * 24 * time.Hour,
+		IndexIntervalBytes: 4096,
+		Fsync:              FsyncAlways,
+		FsyncInterval:      time.Second,
+		FileDeleteDelay:    time.Minute,
+		Now:                time.Now,
+		Logger:             slog.Default(),
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	if c.SegmentMs <= 0 {
+		c.SegmentMs = d.SegmentMs
+	}
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = d.IndexIntervalBytes
+	}
+	if c.FsyncInterval <= 0 {
+		c.FsyncInterval = d.FsyncInterval
+	}
+	if c.FileDeleteDelay < 0 {
+		c.FileDeleteDelay = 0
+	}
+	if c.Now == nil {
+		c.Now = d.Now
+	}
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	return c
+}
+
+// Errors callers branch on. Corrupt input wraps record.ErrCorrupt.
+var (
+	ErrCorrupt              = record.ErrCorrupt
+	ErrOffsetOutOfRange     = errors.New("offset out of range")
+	ErrOutOfOrderSequence   = errors.New("out of order sequence number")
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
+	ErrUnknownProducerID    = errors.New("unknown producer id")
+	ErrClosed               = errors.New("log closed")
+	// ErrLogFailed: an earlier I/O error left the log in a state only a reopen can repair;
+	// it still serves reads of what was written before.
+	ErrLogFailed = errors.New("log failed after an I/O error")
+)

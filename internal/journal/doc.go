@@ -1,0 +1,24 @@
+// Package journal owns one partition's log on disk: a directory of segments holding Kafka
+// RecordBatch v2 bytes verbatim (DESIGN D3), their sparse offset and time indexes, the
+// checkpoints that make recovery cheap (recovery point, log start offset, leader epochs,
+// producer state), and the fsync policy that decides when an append is durable (D4).
+//
+// Layout of a partition directory:
+//
+//	00000000000000000000.log        batches, byte for byte as produced, offsets patched in
+//	00000000000000000000.index      sparse offset index: (relative offset, position), 8 bytes each
+//	00000000000000000000.timeindex  time index: (max timestamp before, relative offset), 12 bytes each
+//	00000000000000001000.snapshot   idempotent-producer state as of offset 1000
+//	checkpoint                      recovery point and log start offset, checksummed
+//	leader-epoch-checkpoint         (epoch, start offset) pairs, checksummed
+//	*.deleted                       segments waiting for readers to finish before removal
+//
+// Index files are written when a segment is closed (rolled) and on a clean Close, each with a
+// trailer describing the segment they index; a missing, stale or damaged index is rebuilt
+// by scanning the segment. Segments past the recovery point are re-validated batch by batch
+// on Open, and a torn or corrupt tail is truncated.
+//
+// The journal never interprets records beyond the batch header on the write path (no
+// decompression on append) and never blocks readers on writers: readers see a segment up
+// to the size published after the last complete append.
+package journal

@@ -1,0 +1,155 @@
+package journal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+)
+
+// Index files: the .index holds (relOffset uint32, pos uint32) entries and the .timeindex
+// holds (maxTsBefore int64, relOffset uint32) entries, Kafka's shapes. Each ends with a
+// trailer describing the segment they were built from; an index whose trailer does not
+// match the segment (size changed, checksum wrong) is ignored and rebuilt.
+const (
+	offsetEntrySize = 8
+	timeEntrySize   = 12
+	trailerSize     = 8*6 + 4 // segment size, next offset, max ts, max ts pos, first batch time, created, crc
+	castagnoliPoly  = crc32.Castagnoli
+)
+
+var crcTable = crc32.MakeTable(castagnoliPoly)
+
+func (s *segment) indexPaths(dir string) (string, string) {
+	return filepath.Join(dir, segmentName(s.base, ".index")), filepath.Join(dir, segmentName(s.base, ".timeindex"))
+}
+
+// writeIndexes persists the in-memory indexes. Not fsynced: a torn index is detected by its
+// checksum and rebuilt.
+func (s *segment) writeIndexes(dir string) error {
+	offPath, timePath := s.indexPaths(dir)
+	off := make([]byte, 0, len(s.index)*offsetEntrySize+trailerSize)
+	tim := make([]byte, 0, len(s.index)*timeEntrySize+trailerSize)
+	for _, e := range s.index {
+		off = binary.BigEndian.AppendUint32(off, e.relOffset)
+		off = binary.BigEndian.AppendUint32(off, e.pos)
+		tim = binary.BigEndian.AppendUint64(tim, uint64(e.maxTsBefore))
+		tim = binary.BigEndian.AppendUint32(tim, e.relOffset)
+	}
+	trailer := s.trailer()
+	for path, b := range map[string][]byte{offPath: append(off, trailer...), timePath: append(tim, trailer...)} {
+		sum := crc32.Checksum(b, crcTable)
+		b = binary.BigEndian.AppendUint32(b, sum)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return fmt.Errorf("write index %s: %w", filepath.Base(path), err)
+		}
+	}
+	s.indexDirty = false
+	return nil
+}
+
+func (s *segment) trailer() []byte {
+	t := make([]byte, 0, trailerSize-4)
+	t = binary.BigEndian.AppendUint64(t, uint64(s.size.Load()))
+	t = binary.BigEndian.AppendUint64(t, uint64(s.next))
+	t = binary.BigEndian.AppendUint64(t, uint64(s.maxTimestamp))
+	t = binary.BigEndian.AppendUint64(t, uint64(s.maxTimestampPos))
+	t = binary.BigEndian.AppendUint64(t, uint64(s.firstBatchTime))
+	t = binary.BigEndian.AppendUint64(t, uint64(s.created))
+	return t
+}
+
+// loadIndexes reads both index files and adopts them if they are intact and describe the
+// segment as it is now. It reports whether they were adopted.
+func (s *segment) loadIndexes(dir string) bool {
+	offPath, timePath := s.indexPaths(dir)
+	off, err1 := readChecked(offPath)
+	tim, err2 := readChecked(timePath)
+	if err1 != nil || err2 != nil || len(off) < trailerSize-4 || len(tim) < trailerSize-4 {
+		return false
+	}
+	offEntries, timEntries := off[:len(off)-(trailerSize-4)], tim[:len(tim)-(trailerSize-4)]
+	trailer := off[len(offEntries):]
+	if string(trailer) != string(tim[len(timEntries):]) ||
+		len(offEntries)%offsetEntrySize != 0 || len(timEntries)%timeEntrySize != 0 ||
+		len(offEntries)/offsetEntrySize != len(timEntries)/timeEntrySize {
+		return false
+	}
+	be := binary.BigEndian
+	if int64(be.Uint64(trailer)) != s.size.Load() {
+		return false
+	}
+	n := len(offEntries) / offsetEntrySize
+	idx := make([]indexEntry, n)
+	for i := range idx {
+		o := offEntries[i*offsetEntrySize:]
+		t := timEntries[i*timeEntrySize:]
+		idx[i] = indexEntry{relOffset: be.Uint32(o), pos: be.Uint32(o[4:]), maxTsBefore: int64(be.Uint64(t))}
+		if be.Uint32(t[8:]) != idx[i].relOffset || int64(idx[i].pos) >= s.size.Load() ||
+			i > 0 && (idx[i].pos <= idx[i-1].pos || idx[i].relOffset < idx[i-1].relOffset) {
+			return false
+		}
+	}
+	s.index = idx
+	s.next = int64(be.Uint64(trailer[8:]))
+	s.maxTimestamp = int64(be.Uint64(trailer[16:]))
+	s.maxTimestampPos = int64(be.Uint64(trailer[24:]))
+	s.firstBatchTime = int64(be.Uint64(trailer[32:]))
+	s.created = int64(be.Uint64(trailer[40:]))
+	s.indexDirty = false
+	return s.next >= s.base
+}
+
+// readChecked reads a file whose last 4 bytes are the CRC-32C of the rest.
+func readChecked(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%s: too short", filepath.Base(path))
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(body):]) {
+		return nil, fmt.Errorf("%s: checksum mismatch", filepath.Base(path))
+	}
+	return body, nil
+}
+
+// writeChecked writes body plus its CRC-32C atomically: temp file, fsync, rename, dir fsync.
+func writeChecked(dir, name string, body []byte) error {
+	b := binary.BigEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, crcTable))
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

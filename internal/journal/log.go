@@ -1,0 +1,362 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strand-data/strand/internal/record"
+)
+
+// Log is one partition's log on disk. All methods are safe for concurrent use; reads never
+// wait for appends.
+type Log struct {
+	dir string
+
+	mu        sync.RWMutex
+	cfg       Config // Fsync is fixed at Open; the rest may change through SetConfig
+	segments  []*segment
+	logStart  int64
+	logEnd    int64
+	unsynced  []*segment // rolled segments not yet fsynced
+	epochs    epochCache
+	producers producerTable
+	changed   chan struct{}
+	deleting  []*pendingDelete
+	closed    bool
+	failed    error
+
+	sync *syncer
+}
+
+type pendingDelete struct {
+	seg   *segment
+	timer *time.Timer
+}
+
+// Open opens the log in dir, creating it if needed, and recovers from an unclean stop:
+// segments past the recovery point are validated batch by batch and a torn or corrupt tail
+// is truncated; missing or damaged indexes are rebuilt.
+func Open(dir string, cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, cfg: cfg, changed: make(chan struct{}), producers: producerTable{}}
+	if err := l.recover(); err != nil {
+		for _, s := range l.segments {
+			s.file.Close()
+		}
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	l.sync = newSyncer(l.logEnd)
+	go l.runSyncer()
+	return l, nil
+}
+
+// Dir is the partition directory.
+func (l *Log) Dir() string { return l.dir }
+
+// SetConfig changes segment and index settings at run time. The fsync policy is fixed at Open.
+func (l *Log) SetConfig(cfg Config) {
+	cfg = cfg.withDefaults()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cfg.Fsync, cfg.FsyncInterval = l.cfg.Fsync, l.cfg.FsyncInterval
+	l.cfg = cfg
+}
+
+// Close syncs everything, writes indexes and checkpoints so the next Open needs no
+// recovery, and closes the files. Appends and reads after Close fail with ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.notifyLocked()
+	l.mu.Unlock()
+	close(l.sync.stop)
+	<-l.sync.done
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	if l.failed == nil {
+		if err := l.syncAllLocked(); err != nil {
+			errs = append(errs, err)
+		} else {
+			l.sync.synced = l.logEnd
+			for _, s := range l.segments {
+				if s.indexDirty {
+					if err := s.writeIndexes(l.dir); err != nil {
+						errs = append(errs, err)
+					}
+				}
+			}
+			if err := l.producers.save(l.dir, l.logEnd); err != nil {
+				errs = append(errs, err)
+			}
+			if err := l.saveCheckpointLocked(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, p := range l.deleting {
+		if p.timer.Stop() {
+			p.seg.file.Close()
+			os.Remove(p.seg.path + ".deleted")
+		}
+	}
+	for _, s := range l.segments {
+		if err := s.file.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Log) syncAllLocked() error {
+	for _, s := range append(l.unsynced, l.segments...) {
+		if err := s.file.Sync(); err != nil {
+			return fmt.Errorf("sync segment %d: %w", s.base, err)
+		}
+	}
+	l.unsynced = l.unsynced[:0]
+	return nil
+}
+
+// notifyLocked wakes everyone waiting on Changed.
+func (l *Log) notifyLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// Changed returns a channel closed at the next append, truncation, start offset move,
+// durability advance or Close. Take the channel, check the state, then wait on it.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.changed
+}
+
+// LogStartOffset is the first offset that may be read.
+func (l *Log) LogStartOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.logStart
+}
+
+// LogEndOffset is the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.logEnd
+}
+
+// Size is the number of bytes in all live segments.
+func (l *Log) Size() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var n int64
+	for _, s := range l.segments {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// SegmentInfo describes one segment, for retention.
+type SegmentInfo struct {
+	BaseOffset, NextOffset, Size, MaxTimestamp int64
+}
+
+// Segments describes the live segments, oldest first; the last is the active one.
+func (l *Log) Segments() []SegmentInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]SegmentInfo, len(l.segments))
+	for i, s := range l.segments {
+		out[i] = SegmentInfo{BaseOffset: s.base, NextOffset: s.next, Size: s.size.Load(), MaxTimestamp: s.maxTimestamp}
+	}
+	return out
+}
+
+// Epochs returns the leader epoch history.
+func (l *Log) Epochs() []EpochEntry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return append([]EpochEntry(nil), l.epochs.entries...)
+}
+
+// LatestEpoch is the newest leader epoch that wrote to this log, -1 if none.
+func (l *Log) LatestEpoch() int32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.epochs.latest()
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest known epoch <= epoch and the
+// offset where it ended (the next epoch's start, or the log end offset). (-1, -1) if none.
+func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.epochs.endOffsetFor(epoch, l.logEnd)
+}
+
+// Producer returns an idempotent producer's state in this log.
+func (l *Log) Producer(id int64) (ProducerState, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	e, ok := l.producers[id]
+	if !ok || len(e.batches) == 0 {
+		return ProducerState{}, false
+	}
+	last := e.batches[len(e.batches)-1]
+	return ProducerState{ProducerID: id, Epoch: e.epoch, LastSequence: last.lastSeq, LastOffset: last.lastOffset}, true
+}
+
+// recover loads the directory's segments and checkpoints and repairs what an unclean stop
+// left behind. Runs before the Log is shared.
+func (l *Log) recover() error {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var bases []int64
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".deleted"), strings.HasSuffix(name, ".tmp"):
+			os.Remove(filepath.Join(l.dir, name))
+		default:
+			if base, ok := parseSegmentName(name, ".log"); ok {
+				bases = append(bases, base)
+			}
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	cp, haveCP := readCheckpoint(l.dir)
+	if !haveCP && !checkpointMissing(l.dir) {
+		l.cfg.Logger.Warn("journal checkpoint damaged; validating every segment", "dir", l.dir)
+	}
+	if len(bases) == 0 {
+		s, err := createSegment(l.dir, cp.logStartOffset, l.cfg.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		l.segments = []*segment{s}
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	for _, base := range bases {
+		s, err := openSegment(l.dir, base)
+		if err != nil {
+			return err
+		}
+		l.segments = append(l.segments, s)
+	}
+	// Segments from the one holding the recovery point onward are validated in full.
+	verifyFrom := 0
+	if haveCP {
+		for i, s := range l.segments {
+			if s.base <= cp.recoveryPoint {
+				verifyFrom = i
+			}
+		}
+	}
+	for i := 0; i < len(l.segments); i++ {
+		s := l.segments[i]
+		verify := i >= verifyFrom
+		if !verify && s.loadIndexes(l.dir) {
+			continue
+		}
+		res := s.rebuild(l.cfg.IndexIntervalBytes, verify, nil)
+		broken := res.err
+		if broken == nil && i > 0 && s.base < l.segments[i-1].next {
+			broken = fmt.Errorf("%w: segment %d overlaps the previous one ending at %d", ErrCorrupt, s.base, l.segments[i-1].next)
+			res.validEnd = 0
+		}
+		if broken == nil {
+			continue
+		}
+		level := "torn tail"
+		if !errors.Is(broken, io.ErrUnexpectedEOF) {
+			level = "corrupt batch"
+		}
+		l.cfg.Logger.Warn("journal recovery: truncating "+level, "dir", l.dir, "segment", s.base, "position", res.validEnd, "below_recovery_point", !verify, "err", broken)
+		if err := s.truncateTo(res.validEnd, l.cfg.IndexIntervalBytes); err != nil {
+			return err
+		}
+		for _, later := range l.segments[i+1:] {
+			later.file.Close()
+			os.Remove(later.path)
+		}
+		l.segments = l.segments[:i+1]
+		if res.validEnd == 0 && i > 0 {
+			s.file.Close()
+			os.Remove(s.path)
+			l.segments = l.segments[:i]
+		}
+		break
+	}
+	last := l.segments[len(l.segments)-1]
+	l.logEnd = last.next
+	l.logStart = max(cp.logStartOffset, l.segments[0].base)
+	if l.logStart > l.logEnd {
+		l.logStart = l.logEnd
+	}
+	l.dropSegmentsBelowStartLocked()
+
+	if ep, ok := loadEpochs(l.dir); ok {
+		l.epochs = ep
+	} else {
+		l.scanHeaders(l.segments[0].base, func(h record.Header) { l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) })
+	}
+	l.epochs.truncateFrom(l.logEnd)
+	l.epochs.truncateBefore(l.logStart)
+
+	table, snapAt := loadLatestSnapshot(l.dir, l.logEnd)
+	if snapAt < 0 {
+		snapAt = l.segments[0].base
+	}
+	l.producers = table
+	l.scanHeaders(snapAt, l.producers.update)
+
+	// Everything now in the log has been validated or was synced before; make it so.
+	if err := l.syncAllLocked(); err != nil {
+		return err
+	}
+	if err := l.epochs.save(l.dir); err != nil {
+		return err
+	}
+	return writeCheckpoint(l.dir, checkpoint{recoveryPoint: l.logEnd, logStartOffset: l.logStart})
+}
+
+// scanHeaders calls visit with the header of every batch at or after offset, in order.
+// Unreadable batches end the scan (recovery has already truncated them).
+func (l *Log) scanHeaders(from int64, visit func(h record.Header)) {
+	var buf [record.HeaderSize]byte
+	for _, s := range l.segments {
+		if s.next <= from {
+			continue
+		}
+		size := s.size.Load()
+		pos, _, err := s.lookup(s.index, from, size)
+		for err == nil && pos < size {
+			var h record.Header
+			h, err = s.readHeader(pos, size, buf[:])
+			if err == nil {
+				visit(h)
+				pos += int64(h.Size())
+			}
+		}
+	}
+}

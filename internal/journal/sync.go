@@ -1,0 +1,144 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// syncer runs the log's fsyncs. Under FsyncAlways it is a group commit: waiters kick it,
+// and one fdatasync covers every append that finished before it started, so appenders that
+// arrive while an fsync runs share the next one.
+type syncer struct {
+	mu     sync.Mutex
+	synced int64         // end offset known to be on disk
+	round  chan struct{} // closed when the fsync round in progress (or the next) completes
+	err    error         // sticky: after a failed fsync nothing more is acknowledged
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newSyncer(synced int64) *syncer {
+	return &syncer{synced: synced, round: make(chan struct{}), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (s *syncer) durable() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synced
+}
+
+// run is the syncer goroutine, owned by the Log and stopped by Close.
+func (l *Log) runSyncer() {
+	s := l.sync
+	defer close(s.done)
+	var tick <-chan time.Time
+	if l.cfg.Fsync == FsyncInterval {
+		t := time.NewTicker(l.cfg.FsyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-tick:
+		}
+		l.syncOnce()
+	}
+}
+
+// syncOnce fsyncs every file holding unsynced appends and advances the durable offset.
+func (l *Log) syncOnce() error {
+	l.mu.Lock()
+	target := l.logEnd
+	files := append(l.unsynced[:0:0], l.unsynced...)
+	l.unsynced = l.unsynced[:0]
+	if n := len(l.segments); n > 0 {
+		files = append(files, l.segments[n-1])
+	}
+	l.mu.Unlock()
+
+	s := l.sync
+	if s.durable() >= target && len(files) <= 1 {
+		s.mu.Lock()
+		close(s.round)
+		s.round = make(chan struct{})
+		s.mu.Unlock()
+		return nil
+	}
+	var err error
+	for _, seg := range files {
+		if e := unix.Fdatasync(int(seg.file.Fd())); e != nil && err == nil {
+			err = fmt.Errorf("fsync segment %d: %w", seg.base, e)
+		}
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.err = err
+	} else if target > s.synced {
+		s.synced = target
+	}
+	close(s.round)
+	s.round = make(chan struct{})
+	s.mu.Unlock()
+	if err != nil {
+		l.cfg.Logger.Error("journal fsync failed; appends will fail until the log is reopened", "dir", l.dir, "err", err)
+		l.mu.Lock()
+		l.failed = err
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.notifyLocked()
+	l.mu.Unlock()
+	return err
+}
+
+// WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
+// FsyncNever it returns at once: those policies acknowledge from the page cache.
+func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
+	if l.cfg.Fsync != FsyncAlways {
+		return nil
+	}
+	s := l.sync
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: %v", ErrLogFailed, s.err)
+		}
+		if s.synced >= endOffset {
+			s.mu.Unlock()
+			return nil
+		}
+		round := s.round
+		s.mu.Unlock()
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		select {
+		case <-round:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return ErrClosed
+		}
+	}
+}
+
+// DurableOffset is the end offset that is on disk under FsyncAlways; under the other
+// policies it is the log end offset, since they acknowledge from the page cache.
+func (l *Log) DurableOffset() int64 {
+	if l.cfg.Fsync != FsyncAlways {
+		return l.LogEndOffset()
+	}
+	return l.sync.durable()
+}

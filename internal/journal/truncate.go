@@ -1,0 +1,133 @@
+package journal
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Truncate removes every record at or after offset, as a follower does after a leader
+// change. The batch holding offset goes too, so the new end is a batch boundary <= offset.
+// Crash safety: later segments are removed newest first and the cut segment is fsynced
+// before the checkpoint moves, so a crash leaves a prefix of the old log, never a hole.
+func (l *Log) Truncate(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return err
+	}
+	if offset >= l.logEnd {
+		return nil
+	}
+	for len(l.segments) > 1 && l.segments[len(l.segments)-1].base >= offset {
+		if err := l.removeSegmentLocked(len(l.segments) - 1); err != nil {
+			return err
+		}
+	}
+	seg := l.segments[len(l.segments)-1]
+	pos, _, err := seg.lookup(seg.index, offset, seg.size.Load())
+	if err != nil {
+		return fmt.Errorf("truncate to %d: %w", offset, err)
+	}
+	if err := seg.truncateTo(pos, l.cfg.IndexIntervalBytes); err != nil {
+		return err
+	}
+	if err := seg.file.Sync(); err != nil {
+		return fmt.Errorf("truncate to %d: %w", offset, err)
+	}
+	l.logEnd = seg.next
+	if l.logStart > l.logEnd {
+		l.logStart = l.logEnd
+	}
+	l.producers.truncateFrom(l.logEnd)
+	if snaps := snapshotOffsets(l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
+		loadLatestSnapshot(l.dir, l.logEnd) // removes snapshots past the new end
+	}
+	if l.epochs.truncateFrom(l.logEnd) {
+		if err := l.epochs.save(l.dir); err != nil {
+			return err
+		}
+	}
+	l.sync.mu.Lock()
+	l.sync.synced = min(l.sync.synced, l.logEnd)
+	l.sync.mu.Unlock()
+	err = l.saveCheckpointLocked()
+	l.notifyLocked()
+	return err
+}
+
+// AdvanceStartOffset moves the log start offset forward (DeleteRecords, retention) and
+// deletes the segments wholly below it, never the active one. The new start is persisted
+// before any file goes, so a crash never resurrects deleted records.
+func (l *Log) AdvanceStartOffset(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset <= l.logStart {
+		return nil
+	}
+	if offset > l.logEnd {
+		return fmt.Errorf("%w: start offset %d past log end %d", ErrOffsetOutOfRange, offset, l.logEnd)
+	}
+	l.logStart = offset
+	if err := l.saveCheckpointLocked(); err != nil {
+		return err
+	}
+	if l.epochs.truncateBefore(offset) {
+		if err := l.epochs.save(l.dir); err != nil {
+			return err
+		}
+	}
+	l.dropSegmentsBelowStartLocked()
+	l.notifyLocked()
+	return nil
+}
+
+// dropSegmentsBelowStartLocked deletes segments whose records are all below the log start.
+func (l *Log) dropSegmentsBelowStartLocked() {
+	for len(l.segments) > 1 && l.segments[0].next <= l.logStart {
+		if err := l.removeSegmentLocked(0); err != nil {
+			l.cfg.Logger.Warn("journal: deleting segment failed", "dir", l.dir, "err", err)
+			return
+		}
+	}
+}
+
+// removeSegmentLocked takes segment i out of the log. Its file is renamed to .deleted and
+// closed after FileDeleteDelay, so readers that still hold it finish their sends.
+func (l *Log) removeSegmentLocked(i int) error {
+	s := l.segments[i]
+	if err := os.Rename(s.path, s.path+".deleted"); err != nil {
+		return fmt.Errorf("delete segment %d: %w", s.base, err)
+	}
+	offPath, timePath := s.indexPaths(l.dir)
+	os.Remove(offPath)
+	os.Remove(timePath)
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
+	for j, u := range l.unsynced {
+		if u == s {
+			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
+			break
+		}
+	}
+	p := &pendingDelete{seg: s}
+	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {
+		s.file.Close()
+		os.Remove(s.path + ".deleted")
+		l.mu.Lock()
+		for j, q := range l.deleting {
+			if q == p {
+				l.deleting = append(l.deleting[:j:j], l.deleting[j+1:]...)
+				break
+			}
+		}
+		l.mu.Unlock()
+	})
+	l.deleting = append(l.deleting, p)
+	return nil
+}
