@@ -1,0 +1,335 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// command is one entry of the metadata log.
+type command struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+type (
+	cmdInitCluster    struct{ ClusterID string }
+	cmdRegisterBroker struct{ Broker Broker }
+	cmdCreateTopic    struct{ Topic Topic }
+	cmdDeleteTopic    struct{ Name string }
+	cmdAddPartitions  struct {
+		Name       string
+		Partitions []Partition
+	}
+	cmdTopicConfigs struct {
+		Name    string
+		Ops     []ConfigOp
+		Replace map[string]string // non-nil: replace all configs (legacy AlterConfigs)
+	}
+	cmdBrokerConfigs struct{ Ops []ConfigOp }
+	cmdProducerIDs   struct{ Count int32 }
+)
+
+// applyResult is what Apply returns to the proposer.
+type applyResult struct {
+	err   error
+	value any
+}
+
+// fsm is the metadata state machine.
+type fsm struct {
+	state   atomic.Pointer[State]
+	mu      sync.Mutex // serialises Apply/Restore with notification
+	changed chan struct{}
+}
+
+func newFSM() *fsm {
+	f := &fsm{changed: make(chan struct{})}
+	f.state.Store(emptyState())
+	return f
+}
+
+func (f *fsm) publish(s *State) {
+	f.state.Store(s)
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Apply applies one committed command. Validation lives here so that every node decides
+// the same way from the same log.
+func (f *fsm) Apply(entry *raft.Log) any {
+	var cmd command
+	if err := json.Unmarshal(entry.Data, &cmd); err != nil {
+		return applyResult{err: fmt.Errorf("%w: undecodable command: %v", ErrInvalidRequest, err)}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := f.state.Load().clone()
+	next.Version = entry.Index
+	value, err := apply(next, cmd)
+	if err != nil {
+		return applyResult{err: err}
+	}
+	f.publish(next)
+	return applyResult{value: value}
+}
+
+func decode[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	return v, nil
+}
+
+func apply(s *State, cmd command) (any, error) {
+	switch cmd.Type {
+	case "init-cluster":
+		c, err := decode[cmdInitCluster](cmd.Data)
+		if err == nil && s.ClusterID == "" {
+			s.ClusterID = c.ClusterID
+		}
+		return s.ClusterID, err
+	case "register-broker":
+		c, err := decode[cmdRegisterBroker](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		s.Brokers[c.Broker.ID] = c.Broker
+		return nil, nil
+	case "create-topic":
+		c, err := decode[cmdCreateTopic](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, applyCreateTopic(s, c.Topic)
+	case "delete-topic":
+		c, err := decode[cmdDeleteTopic](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.Topics[c.Name]; !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		delete(s.Topics, c.Name)
+		return nil, nil
+	case "add-partitions":
+		c, err := decode[cmdAddPartitions](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		t, ok := s.Topics[c.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		t = t.clone()
+		for i, p := range c.Partitions {
+			if p.ID != int32(len(t.Partitions)) {
+				return nil, fmt.Errorf("%w: partition %d of %s out of order", ErrInvalidPartitions, i, c.Name)
+			}
+			t.Partitions = append(t.Partitions, p)
+		}
+		s.Topics[c.Name] = t
+		return nil, nil
+	case "topic-configs":
+		c, err := decode[cmdTopicConfigs](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		t, ok := s.Topics[c.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		t = t.clone()
+		if c.Replace != nil {
+			for k, v := range c.Replace {
+				if err := validateConfig(topicDefs, k, v); err != nil {
+					return nil, err
+				}
+			}
+			t.Configs = c.Replace
+		} else if t.Configs, err = applyConfigOps(topicDefs, t.Configs, c.Ops); err != nil {
+			return nil, err
+		}
+		s.Topics[c.Name] = t
+		return nil, nil
+	case "broker-configs":
+		c, err := decode[cmdBrokerConfigs](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		if s.BrokerConfigs, err = applyConfigOps(brokerDefs, s.BrokerConfigs, c.Ops); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	case "producer-ids":
+		c, err := decode[cmdProducerIDs](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		if c.Count <= 0 {
+			return nil, fmt.Errorf("%w: producer id block of %d", ErrInvalidRequest, c.Count)
+		}
+		first := s.NextProducerID
+		s.NextProducerID += int64(c.Count)
+		return first, nil
+	}
+	return nil, fmt.Errorf("%w: unknown command %q", ErrInvalidRequest, cmd.Type)
+}
+
+var topicNameChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// ValidateTopicName applies Kafka's rules for topic names.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not allowed", ErrInvalidTopic, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: name longer than 249 characters", ErrInvalidTopic)
+	case !topicNameChars.MatchString(name):
+		return fmt.Errorf("%w: %q has characters other than ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopic, name)
+	}
+	return nil
+}
+
+func applyCreateTopic(s *State, t Topic) error {
+	if err := ValidateTopicName(t.Name); err != nil {
+		return err
+	}
+	if _, ok := s.Topics[t.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, t.Name)
+	}
+	// Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
+	norm := strings.ReplaceAll(t.Name, ".", "_")
+	for name := range s.Topics {
+		if strings.ReplaceAll(name, ".", "_") == norm {
+			return fmt.Errorf("%w: %s collides with existing topic %s", ErrInvalidTopic, t.Name, name)
+		}
+	}
+	if len(t.Partitions) == 0 {
+		return fmt.Errorf("%w: a topic needs at least one partition", ErrInvalidPartitions)
+	}
+	for k, v := range t.Configs {
+		if err := validateConfig(topicDefs, k, v); err != nil {
+			return err
+		}
+	}
+	s.Topics[t.Name] = &t
+	return nil
+}
+
+// ConfigOpType is an incremental config change (Kafka's IncrementalAlterConfigs ops).
+type ConfigOpType int8
+
+const (
+	OpSet      ConfigOpType = 0
+	OpDelete   ConfigOpType = 1
+	OpAppend   ConfigOpType = 2
+	OpSubtract ConfigOpType = 3
+)
+
+// ConfigOp is one incremental config change.
+type ConfigOp struct {
+	Name  string
+	Op    ConfigOpType
+	Value string
+}
+
+func applyConfigOps(defs []ConfigDef, current map[string]string, ops []ConfigOp) (map[string]string, error) {
+	out := map[string]string{}
+	for k, v := range current {
+		out[k] = v
+	}
+	for _, op := range ops {
+		def, ok := findDef(defs, op.Name)
+		if !ok {
+			return nil, fmt.Errorf("%w: unknown config %q", ErrInvalidConfig, op.Name)
+		}
+		if def.ReadOnly {
+			return nil, fmt.Errorf("%w: %s cannot be changed at run time", ErrInvalidConfig, op.Name)
+		}
+		switch op.Op {
+		case OpSet:
+			out[op.Name] = op.Value
+		case OpDelete:
+			delete(out, op.Name)
+		case OpAppend, OpSubtract:
+			if def.Type != TypeList {
+				return nil, fmt.Errorf("%w: %s is not a list; append and subtract need one", ErrInvalidConfig, op.Name)
+			}
+			cur, ok := out[op.Name]
+			if !ok {
+				cur = def.Default
+			}
+			items := splitList(cur)
+			for _, v := range splitList(op.Value) {
+				i := slices.Index(items, v)
+				if op.Op == OpAppend && i < 0 {
+					items = append(items, v)
+				} else if op.Op == OpSubtract && i >= 0 {
+					items = slices.Delete(items, i, i+1)
+				}
+			}
+			out[op.Name] = strings.Join(items, ",")
+		default:
+			return nil, fmt.Errorf("%w: config operation %d", ErrInvalidConfig, op.Op)
+		}
+		if v, ok := out[op.Name]; ok {
+			if err := validateConfig(defs, op.Name, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Snapshot and Restore: the whole State as JSON.
+
+type fsmSnapshot struct{ state *State }
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return fsmSnapshot{f.state.Load()}, nil }
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.state); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist metadata snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
+
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	s := emptyState()
+	if err := json.NewDecoder(r).Decode(s); err != nil {
+		return fmt.Errorf("restore metadata snapshot: %w", err)
+	}
+	if s.Brokers == nil || s.Topics == nil || s.BrokerConfigs == nil {
+		return errors.New("restore metadata snapshot: missing sections")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publish(s)
+	return nil
+}

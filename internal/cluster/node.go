@@ -1,0 +1,413 @@
+package cluster
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Voter is a member of the metadata quorum.
+type Voter struct {
+	ID   int32
+	Addr string
+}
+
+// ParseVoters reads "1@127.0.0.1:9093,2@127.0.0.2:9093".
+func ParseVoters(s string) ([]Voter, error) {
+	var out []Voter
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 || addr == "" {
+			return nil, fmt.Errorf("voter %q: want ID@HOST:PORT", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("voter %q: %w", part, err)
+		}
+		out = append(out, Voter{ID: int32(n), Addr: addr})
+	}
+	return out, nil
+}
+
+// Config configures a metadata node.
+type Config struct {
+	NodeID         int32
+	DataDir        string
+	ControllerAddr string // raft address; "" runs a single voter over an in-memory transport
+	Voters         []Voter
+	KafkaAddr      string // advertised host:port of this broker
+	Logger         *slog.Logger
+}
+
+// Node is this process's member of the metadata quorum and its view of the metadata.
+type Node struct {
+	cfg   Config
+	raft  *raft.Raft
+	fsm   *fsm
+	store *raftboltdb.BoltStore
+	trans raft.Transport
+}
+
+// Open starts the metadata node, bootstrapping a new cluster on an empty data dir.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	dir := filepath.Join(cfg.DataDir, "meta")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("metadata dir: %w", err)
+	}
+	logOut := &slogWriter{log: cfg.Logger.With("component", "raft")}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logOut})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = 300 * time.Millisecond
+	rc.ElectionTimeout = 300 * time.Millisecond
+	rc.LeaderLeaseTimeout = 150 * time.Millisecond
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.SnapshotThreshold = 4096
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("metadata log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("metadata snapshots: %w", err)
+	}
+	var trans raft.Transport
+	self := raft.ServerAddress("node-" + strconv.Itoa(int(cfg.NodeID)))
+	if cfg.ControllerAddr == "" {
+		_, trans = raft.NewInmemTransport(self)
+	} else {
+		tcp, err := raft.NewTCPTransportWithLogger(cfg.ControllerAddr, nil, 3, 5*time.Second, hlog)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("metadata transport on %s: %w", cfg.ControllerAddr, err)
+		}
+		trans, self = tcp, raft.ServerAddress(cfg.ControllerAddr)
+	}
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("metadata state: %w", err)
+	}
+	if !has {
+		servers := []raft.Server{{ID: rc.LocalID, Address: self, Suffrage: raft.Voter}}
+		if len(cfg.Voters) > 0 {
+			servers = servers[:0]
+			for _, v := range cfg.Voters {
+				servers = append(servers, raft.Server{ID: raft.ServerID(strconv.Itoa(int(v.ID))), Address: raft.ServerAddress(v.Addr), Suffrage: raft.Voter})
+			}
+		}
+		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("bootstrap metadata: %w", err)
+		}
+	}
+	f := newFSM()
+	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	return &Node{cfg: cfg, raft: r, fsm: f, store: store, trans: trans}, nil
+}
+
+// Close stops raft and releases the metadata store.
+func (n *Node) Close() error {
+	err := n.raft.Shutdown().Error()
+	if c, ok := n.trans.(io.Closer); ok {
+		c.Close()
+	}
+	return errors.Join(err, n.store.Close())
+}
+
+// NodeID is this node's id.
+func (n *Node) NodeID() int32 { return n.cfg.NodeID }
+
+// ClusterID is the cluster's id, fixed when the cluster was first started.
+func (n *Node) ClusterID() string { return n.State().ClusterID }
+
+// State is the current metadata snapshot.
+func (n *Node) State() *State {
+	s := n.fsm.state.Load()
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		if v, err := strconv.Atoi(string(id)); err == nil && int32(v) != s.ControllerID {
+			c := *s
+			c.ControllerID = int32(v)
+			return &c
+		}
+	}
+	return s
+}
+
+// Changes returns a channel closed at the next metadata change.
+func (n *Node) Changes() <-chan struct{} {
+	n.fsm.mu.Lock()
+	defer n.fsm.mu.Unlock()
+	return n.fsm.changed
+}
+
+// WaitReady returns once this node leads the quorum (a single voter always does), has
+// applied the whole log, and has registered its broker.
+func (n *Node) WaitReady(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for n.raft.State() != raft.Leader {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for metadata leadership: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+		return fmt.Errorf("metadata barrier: %w", err)
+	}
+	if n.fsm.state.Load().ClusterID == "" {
+		if _, err := n.propose(ctx, "init-cluster", cmdInitCluster{ClusterID: newClusterID()}); err != nil {
+			return err
+		}
+	}
+	host, portStr, err := net.SplitHostPort(n.cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("advertised address %q: %w", n.cfg.KafkaAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("advertised port %q: %w", portStr, err)
+	}
+	_, err = n.propose(ctx, "register-broker", cmdRegisterBroker{Broker{ID: n.cfg.NodeID, Host: host, Port: int32(port)}})
+	return err
+}
+
+func newClusterID() string {
+	var b [16]byte
+	crand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// propose commits a command and returns what the FSM answered.
+func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
+	if n.raft.State() != raft.Leader {
+		return nil, ErrNotController
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := json.Marshal(command{Type: typ, Data: raw})
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	fut := n.raft.Apply(entry, timeout)
+	if err := fut.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", ErrNotController, err)
+		}
+		return nil, fmt.Errorf("metadata commit: %w", err)
+	}
+	res, _ := fut.Response().(applyResult)
+	return res.value, res.err
+}
+
+// TopicSpec is what CreateTopic is asked for; -1 partitions or replication factor take the
+// broker defaults.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Configs           map[string]string
+	Internal          bool
+}
+
+// CreateTopic validates and commits a new topic, placing its replicas on live brokers.
+func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (*Topic, error) {
+	s := n.State()
+	if spec.Partitions == -1 {
+		spec.Partitions = int32(s.BrokerConfigInt("num.partitions"))
+	}
+	if spec.ReplicationFactor == -1 {
+		spec.ReplicationFactor = int16(s.BrokerConfigInt("default.replication.factor"))
+	}
+	if err := ValidateTopicName(spec.Name); err != nil {
+		return nil, err
+	}
+	if _, ok := s.Topics[spec.Name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, spec.Name)
+	}
+	if spec.Partitions <= 0 || spec.Partitions > 1<<20 {
+		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, spec.Partitions)
+	}
+	live := s.LiveBrokers()
+	if spec.ReplicationFactor <= 0 || int(spec.ReplicationFactor) > len(live) {
+		return nil, fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, spec.ReplicationFactor, len(live))
+	}
+	for k, v := range spec.Configs {
+		if err := validateConfig(topicDefs, k, v); err != nil {
+			return nil, err
+		}
+	}
+	t := Topic{Name: spec.Name, ID: newTopicID(), Internal: spec.Internal, Configs: spec.Configs,
+		Partitions: place(live, 0, spec.Partitions, spec.ReplicationFactor)}
+	if validateOnly {
+		return &t, nil
+	}
+	if _, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: t}); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// place spreads replicas over brokers round-robin from a random start; the first replica leads.
+func place(brokers []Broker, first, count int32, rf int16) []Partition {
+	ids := make([]int32, len(brokers))
+	for i, b := range brokers {
+		ids[i] = b.ID
+	}
+	slices.Sort(ids)
+	start := rand.IntN(len(ids))
+	out := make([]Partition, 0, count)
+	for p := first; p < first+count; p++ {
+		replicas := make([]int32, rf)
+		for r := range replicas {
+			replicas[r] = ids[(start+int(p)+r)%len(ids)]
+		}
+		out = append(out, Partition{ID: p, Leader: replicas[0], Replicas: replicas, ISR: append([]int32(nil), replicas...)})
+	}
+	return out
+}
+
+func newTopicID() [16]byte {
+	var id [16]byte
+	for id == [16]byte{} {
+		crand.Read(id[:])
+		id[6] = id[6]&0x0f | 0x40 // UUID version 4
+		id[8] = id[8]&0x3f | 0x80
+	}
+	return id
+}
+
+// DeleteTopic removes a topic from the metadata; brokers delete its data when they see it go.
+func (n *Node) DeleteTopic(ctx context.Context, name string) error {
+	_, err := n.propose(ctx, "delete-topic", cmdDeleteTopic{Name: name})
+	return err
+}
+
+// CreatePartitions grows a topic to total partitions.
+func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+	s := n.State()
+	t, ok := s.Topics[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	have := int32(len(t.Partitions))
+	if total <= have {
+		return fmt.Errorf("%w: topic %s has %d partitions; the count can only grow", ErrInvalidPartitions, name, have)
+	}
+	if total > 1<<20 {
+		return fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, total)
+	}
+	rf := int16(len(t.Partitions[0].Replicas))
+	live := s.LiveBrokers()
+	if int(rf) > len(live) {
+		return fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, rf, len(live))
+	}
+	if validateOnly {
+		return nil
+	}
+	_, err := n.propose(ctx, "add-partitions", cmdAddPartitions{Name: name, Partitions: place(live, have, total-have, rf)})
+	return err
+}
+
+// AlterTopicConfigs applies incremental config changes to a topic.
+func (n *Node) AlterTopicConfigs(ctx context.Context, topic string, ops []ConfigOp, validateOnly bool) error {
+	s := n.State()
+	t, ok := s.Topics[topic]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	}
+	if _, err := applyConfigOps(topicDefs, t.Configs, ops); err != nil || validateOnly {
+		return err
+	}
+	_, err := n.propose(ctx, "topic-configs", cmdTopicConfigs{Name: topic, Ops: ops})
+	return err
+}
+
+// ReplaceTopicConfigs sets a topic's configs to exactly the given set (legacy AlterConfigs).
+func (n *Node) ReplaceTopicConfigs(ctx context.Context, topic string, configs map[string]string, validateOnly bool) error {
+	if _, ok := n.State().Topics[topic]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, topic)
+	}
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	for k, v := range configs {
+		if err := validateConfig(topicDefs, k, v); err != nil {
+			return err
+		}
+	}
+	if validateOnly {
+		return nil
+	}
+	_, err := n.propose(ctx, "topic-configs", cmdTopicConfigs{Name: topic, Replace: configs})
+	return err
+}
+
+// AlterBrokerConfigs applies incremental changes to the cluster-wide broker configs.
+func (n *Node) AlterBrokerConfigs(ctx context.Context, ops []ConfigOp, validateOnly bool) error {
+	if _, err := applyConfigOps(brokerDefs, n.State().BrokerConfigs, ops); err != nil || validateOnly {
+		return err
+	}
+	_, err := n.propose(ctx, "broker-configs", cmdBrokerConfigs{Ops: ops})
+	return err
+}
+
+// AllocateProducerIDs reserves count producer ids and returns the first.
+func (n *Node) AllocateProducerIDs(ctx context.Context, count int32) (int64, error) {
+	v, err := n.propose(ctx, "producer-ids", cmdProducerIDs{Count: count})
+	if err != nil {
+		return 0, err
+	}
+	first, _ := v.(int64)
+	return first, nil
+}
+
+// Snapshot forces a raft snapshot of the metadata (tests, operators).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// slogWriter routes hclog's text lines into slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
