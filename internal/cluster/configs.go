@@ -29,10 +29,10 @@ type ConfigSource int8
 const (
 	SourceUnknown              ConfigSource = 0
 	SourceDynamicTopic         ConfigSource = 1
-	SourceDynamicBroker        ConfigSource = 3
-	SourceDynamicDefaultBroker ConfigSource = 4
-	SourceStaticBroker         ConfigSource = 5
-	SourceDefault              ConfigSource = 6
+	SourceDynamicBroker        ConfigSource = 2
+	SourceDynamicDefaultBroker ConfigSource = 3
+	SourceStaticBroker         ConfigSource = 4
+	SourceDefault              ConfigSource = 5
 )
 
 // ConfigDef describes one config: its Kafka name, type, default and meaning.
@@ -178,6 +178,13 @@ var brokerDefs = []ConfigDef{
 	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", ReadOnly: true, Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of __consumer_offsets."},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest request frame accepted."},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Validate: boolean, Doc: "Default unclean.leader.election.enable."},
+}
+
+func init() {
+	// Lookups binary-search these tables by name.
+	for _, defs := range [][]ConfigDef{topicDefs, brokerDefs} {
+		slices.SortFunc(defs, func(a, b ConfigDef) int { return strings.Compare(a.Name, b.Name) })
+	}
 }
 
 // TopicConfigDefs lists the topic configs, sorted by name.

@@ -175,3 +175,22 @@ func TestParseVoters(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryConfigDefIsFound(t *testing.T) {
+	for _, d := range TopicConfigDefs() {
+		if got, ok := TopicConfigDef(d.Name); !ok || got.Name != d.Name {
+			t.Errorf("topic config %s not found by name", d.Name)
+		}
+		if d.Validate != nil && d.Validate(d.Default) != nil {
+			t.Errorf("topic config %s: default %q fails its own validation", d.Name, d.Default)
+		}
+	}
+	for _, d := range BrokerConfigDefs() {
+		if _, ok := BrokerConfigDef(d.Name); !ok {
+			t.Errorf("broker config %s not found by name", d.Name)
+		}
+		if d.Validate != nil && d.Validate(d.Default) != nil {
+			t.Errorf("broker config %s: default %q fails its own validation", d.Name, d.Default)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// newClient builds a franz-go client for the --brokers of cmd.
+func newClient(cmd *cobra.Command, opts ...kgo.Opt) (*kgo.Client, error) {
+	brokers, _ := cmd.Flags().GetString("brokers")
+	var seeds []string
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			seeds = append(seeds, b)
+		}
+	}
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("--brokers is empty")
+	}
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequestTimeoutOverhead(5 * time.Second)}, opts...)...)
+}
+
+func newAdmin(cmd *cobra.Command) (*kadm.Client, func(), error) {
+	cl, err := newClient(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kadm.NewClient(cl), cl.Close, nil
+}
+
+func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), 30*time.Second)
+}
+
+func jsonOutput(cmd *cobra.Command) (bool, error) {
+	format, _ := cmd.Flags().GetString("format")
+	switch format {
+	case "json":
+		return true, nil
+	case "table", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("--format %q: want table or json", format)
+}
+
+// printTable writes rows under a header, aligned for people.
+func printTable(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

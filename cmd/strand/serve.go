@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strand-data/strand/internal/broker"
+	"github.com/strand-data/strand/internal/cluster"
+	"github.com/strand-data/strand/internal/journal"
+)
+
+func newServeCmd() *cobra.Command {
+	d := broker.DefaultConfig()
+	var fsync, voters, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Strand node (Kafka protocol and HTTP)",
+		Long: `Run a Strand node. With no flags: a single node with data in ./strand-data, Kafka on
+127.0.0.1:9092 and HTTP (/healthz, /readyz, /metrics) on 127.0.0.1:8080.
+
+--fsync decides what an acknowledgement promises:
+  always    an acknowledged record is on disk (fsynced, group commit); nothing acknowledged
+            is lost on power failure. The default.
+  interval  records are fsynced every second; a power failure can lose up to the last
+            second of acknowledged records (a process crash loses nothing).
+  never     the operating system decides when to write; a power failure can lose any
+            acknowledged record not yet written back (a process crash loses nothing).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			d.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			policy, err := journal.ParseFsyncPolicy(fsync)
+			if err != nil {
+				return fmt.Errorf("--fsync: %w", err)
+			}
+			d.Fsync = policy
+			if voters != "" {
+				if d.Voters, err = cluster.ParseVoters(voters); err != nil {
+					return fmt.Errorf("--controller-voters: %w", err)
+				}
+			}
+			b, err := broker.New(d)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			return b.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&d.DataDir, "data-dir", d.DataDir, "directory for partitions and metadata")
+	f.StringVar(&d.KafkaAddr, "kafka-addr", d.KafkaAddr, "Kafka protocol listen address")
+	f.StringVar(&d.AdvertisedKafkaAddr, "advertised-kafka-addr", "", "address clients are told to use (default: the listen address)")
+	f.StringVar(&d.HTTPAddr, "http-addr", d.HTTPAddr, "HTTP listen address (health, readiness, metrics)")
+	f.Int32Var(&d.NodeID, "node-id", d.NodeID, "this node's id")
+	f.StringVar(&fsync, "fsync", "always", "durability of acknowledged writes: always, interval or never")
+	f.StringVar(&d.ControllerAddr, "controller-addr", "", "metadata (raft) listen address; empty for a single node")
+	f.StringVar(&voters, "controller-voters", "", "metadata voters, e.g. 1@127.0.0.1:9093,2@127.0.0.2:9093")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

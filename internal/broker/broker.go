@@ -1,0 +1,280 @@
+package broker
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/strand-data/strand/internal/cluster"
+	"github.com/strand-data/strand/internal/httpapi"
+	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/kafka"
+	"github.com/strand-data/strand/internal/partition"
+)
+
+// Config is a node's configuration; DefaultConfig fills DESIGN §3's defaults.
+type Config struct {
+	NodeID              int32
+	DataDir             string
+	KafkaAddr           string
+	AdvertisedKafkaAddr string
+	HTTPAddr            string
+	Fsync               journal.FsyncPolicy
+	ControllerAddr      string
+	Voters              []cluster.Voter
+	Logger              *slog.Logger
+}
+
+// DefaultConfig is a single node on loopback with data in ./strand-data.
+func DefaultConfig() Config {
+	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
+		Fsync: journal.FsyncAlways, Logger: slog.Default()}
+}
+
+type topicPartition struct {
+	topic string
+	id    int32
+}
+
+// Broker is one Strand node.
+type Broker struct {
+	cfg     Config
+	log     *slog.Logger
+	meta    *cluster.Node
+	wire    *kafka.Server
+	http    *httpapi.Server
+	metrics *brokerMetrics
+	reg     *prometheus.Registry
+
+	mu         sync.RWMutex
+	partitions map[topicPartition]*partition.Partition
+	reconcileM sync.Mutex
+
+	pidMu   sync.Mutex
+	pidNext int64
+	pidEnd  int64
+
+	ready    chan struct{}
+	isReady  atomic.Bool
+	readyErr atomic.Value
+	bg       sync.WaitGroup
+}
+
+// New prepares a node; Run starts it.
+func New(cfg Config) (*Broker, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("broker: empty data dir")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: reg, partitions: map[topicPartition]*partition.Partition{}, ready: make(chan struct{})}
+	b.metrics = newBrokerMetrics(reg, b)
+	return b, nil
+}
+
+// Ready is closed once the node accepts produce and fetch.
+func (b *Broker) Ready() <-chan struct{} { return b.ready }
+
+// KafkaAddr is the bound Kafka address (valid once Ready).
+func (b *Broker) KafkaAddr() net.Addr { return b.wire.Addr() }
+
+// HTTPAddr is the bound HTTP address (valid once Ready).
+func (b *Broker) HTTPAddr() net.Addr { return b.http.Addr() }
+
+// Run starts the metadata node and the listeners and serves until ctx is done, then shuts
+// down in order: stop accepting, finish answers in flight, close the partitions cleanly.
+func (b *Broker) Run(ctx context.Context) error {
+	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	b.http = httpapi.New(httpapi.Config{Addr: b.cfg.HTTPAddr, Logger: b.log}, b.reg, b.readiness)
+	if err := b.http.Listen(); err != nil {
+		return err
+	}
+	b.wire = kafka.NewServer(kafka.Config{Addr: b.cfg.KafkaAddr, Logger: b.log, Metrics: kafka.NewMetrics(b.reg)}, b)
+	if err := b.wire.Listen(); err != nil {
+		b.http.Close()
+		return err
+	}
+	advertised := b.cfg.AdvertisedKafkaAddr
+	if advertised == "" {
+		advertised = b.wire.Addr().String()
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- b.http.Serve(httpCtx) }()
+	defer func() { stopHTTP(); <-httpDone }()
+
+	meta, err := cluster.Open(ctx, cluster.Config{NodeID: b.cfg.NodeID, DataDir: b.cfg.DataDir, ControllerAddr: b.cfg.ControllerAddr,
+		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log})
+	if err != nil {
+		b.wire.Close()
+		return err
+	}
+	b.meta = meta
+	defer meta.Close()
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = meta.WaitReady(startCtx)
+	cancel()
+	if err != nil {
+		b.wire.Close()
+		return err
+	}
+	if err := b.reconcile(); err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return err
+	}
+	b.bg.Add(1)
+	go b.watchMetadata(ctx)
+
+	wireDone := make(chan error, 1)
+	wireCtx, stopWire := context.WithCancel(context.Background())
+	go func() { wireDone <- b.wire.Serve(wireCtx) }()
+	b.isReady.Store(true)
+	close(b.ready)
+	b.log.Info("strand ready", "node", b.cfg.NodeID, "kafka", b.wire.Addr().String(), "http", b.http.Addr().String(),
+		"cluster", meta.ClusterID(), "fsync", b.cfg.Fsync.String(), "data", b.cfg.DataDir)
+
+	<-ctx.Done()
+	b.log.Info("shutting down")
+	b.isReady.Store(false)
+	stopWire()
+	werr := <-wireDone
+	b.bg.Wait()
+	return errors.Join(werr, b.closePartitions())
+}
+
+func (b *Broker) readiness() error {
+	if !b.isReady.Load() {
+		return errors.New("starting or stopping")
+	}
+	return nil
+}
+
+// watchMetadata opens and closes partitions as the metadata changes.
+func (b *Broker) watchMetadata(ctx context.Context) {
+	defer b.bg.Done()
+	for {
+		ch := b.meta.Changes()
+		if err := b.reconcile(); err != nil {
+			b.log.Error("applying metadata to local partitions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// reconcile makes the open partitions match the metadata: opens what this node hosts,
+// closes and deletes what was deleted.
+func (b *Broker) reconcile() error {
+	b.reconcileM.Lock()
+	defer b.reconcileM.Unlock()
+	state := b.meta.State()
+	want := map[topicPartition]cluster.Partition{}
+	for _, t := range state.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range p.Replicas {
+				if r == b.cfg.NodeID {
+					want[topicPartition{t.Name, p.ID}] = p
+				}
+			}
+		}
+	}
+	var errs []error
+	b.mu.RLock()
+	var gone []topicPartition
+	for tp := range b.partitions {
+		if _, ok := want[tp]; !ok {
+			gone = append(gone, tp)
+		}
+	}
+	b.mu.RUnlock()
+	for _, tp := range gone {
+		b.mu.Lock()
+		p := b.partitions[tp]
+		delete(b.partitions, tp)
+		b.mu.Unlock()
+		if err := p.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		dir := filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))
+		trash := dir + "." + hex.EncodeToString([]byte(strconv.FormatInt(time.Now().UnixNano(), 36))) + "-delete"
+		if err := os.Rename(dir, trash); err == nil {
+			go os.RemoveAll(trash)
+		}
+	}
+	for tp, meta := range want {
+		b.mu.RLock()
+		p, ok := b.partitions[tp]
+		b.mu.RUnlock()
+		if ok {
+			p.SetLeaderEpoch(meta.LeaderEpoch)
+			p.Log().SetConfig(b.journalConfig(state, tp.topic))
+			continue
+		}
+		p, err := partition.Open(tp.topic, tp.id, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b.mu.Lock()
+		b.partitions[tp] = p
+		b.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
+	c := journal.DefaultConfig()
+	c.Logger = b.log
+	c.Fsync = b.cfg.Fsync
+	c.SegmentBytes = s.TopicConfigInt(topic, "segment.bytes")
+	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
+	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
+	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
+	return c
+}
+
+func (b *Broker) closePartitions() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for tp, p := range b.partitions {
+		if err := p.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s-%d: %w", tp.topic, tp.id, err))
+		}
+		delete(b.partitions, tp)
+	}
+	return errors.Join(errs...)
+}
+
+// partition returns the local replica, if this node hosts it.
+func (b *Broker) partition(topic string, id int32) (*partition.Partition, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	p, ok := b.partitions[topicPartition{topic, id}]
+	return p, ok
+}
+
+// isInternal reports topics clients may not produce to directly.
+func isInternal(name string) bool { return strings.HasPrefix(name, "__") }

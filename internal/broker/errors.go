@@ -1,0 +1,64 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strand-data/strand/internal/cluster"
+	"github.com/strand-data/strand/internal/journal"
+)
+
+// errorCode maps an error from the layers below to the Kafka error code a broker sends.
+// This is the only place codes are chosen for internal errors.
+func errorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, journal.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, journal.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, journal.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, journal.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, journal.ErrUnknownProducerID):
+		return kerr.UnknownProducerID.Code
+	case errors.Is(err, journal.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, journal.ErrLogFailed):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, cluster.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, cluster.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, cluster.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, cluster.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, cluster.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, cluster.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, cluster.ErrNotController):
+		return kerr.NotController.Code
+	case errors.Is(err, cluster.ErrInvalidRequest):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	case errors.Is(err, context.Canceled):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.KafkaStorageError.Code
+}
+
+// errorMessage is the text for responses that carry one; nil when there is no error.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

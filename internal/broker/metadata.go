@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-data/strand/internal/cluster"
+	"github.com/strand-data/strand/internal/kafka"
+)
+
+func (b *Broker) brokersFor(s *cluster.State) []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	for _, br := range s.Brokers {
+		if br.Fenced {
+			continue
+		}
+		m := kmsg.NewMetadataResponseBroker()
+		m.NodeID, m.Host, m.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			m.Rack = &rack
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}
+
+func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	s := b.meta.State()
+	resp.Brokers = b.brokersFor(s)
+	clusterID := s.ClusterID
+	resp.ClusterID = &clusterID
+	resp.ControllerID = s.ControllerID
+
+	var names []string
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for name := range s.Topics {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+	} else {
+		for _, t := range req.Topics {
+			switch {
+			case t.Topic != nil:
+				names = append(names, *t.Topic)
+			case t.TopicID != [16]byte{}:
+				if topic, ok := s.TopicByID(t.TopicID); ok {
+					names = append(names, topic.Name)
+				} else {
+					mt := kmsg.NewMetadataResponseTopic()
+					mt.TopicID = t.TopicID
+					mt.ErrorCode = kerr.UnknownTopicID.Code
+					resp.Topics = append(resp.Topics, mt)
+				}
+			}
+		}
+	}
+	autoCreate := !all && (req.Version < 4 || req.AllowAutoTopicCreation)
+	if v, _, _ := s.BrokerConfig("auto.create.topics.enable"); v != "true" {
+		autoCreate = false
+	}
+	for _, name := range names {
+		topic, ok := s.Topics[name]
+		if !ok && autoCreate {
+			_, err := b.createTopic(ctx, cluster.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1}, false)
+			if err == nil {
+				b.log.Info("auto-created topic", "topic", name)
+			}
+			if err == nil || errors.Is(err, cluster.ErrTopicExists) {
+				s = b.meta.State()
+				topic, ok = s.Topics[name]
+			}
+			if err != nil && !errors.Is(err, cluster.ErrTopicExists) {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = kmsg.StringPtr(name)
+				mt.ErrorCode = errorCode(err)
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+		}
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		if !ok {
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		mt.TopicID = topic.ID
+		mt.IsInternal = topic.Internal
+		for _, p := range topic.Partitions {
+			mp := kmsg.NewMetadataResponseTopicPartition()
+			mp.Partition, mp.Leader, mp.LeaderEpoch = p.ID, p.Leader, p.LeaderEpoch
+			mp.Replicas, mp.ISR = p.Replicas, p.ISR
+			if _, live := s.Brokers[p.Leader]; !live {
+				mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+			mt.Partitions = append(mt.Partitions, mp)
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	return resp
+}
+
+func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	s := b.meta.State()
+	resp.ClusterID = s.ClusterID
+	resp.ControllerID = s.ControllerID
+	for _, br := range b.brokersFor(s) {
+		rb := kmsg.NewDescribeClusterResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = br.NodeID, br.Host, br.Port, br.Rack
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	return resp
+}
+
+// createTopic commits a topic and opens its local partitions before returning, so that a
+// produce right after creation finds them.
+func (b *Broker) createTopic(ctx context.Context, spec cluster.TopicSpec, validateOnly bool) (*cluster.Topic, error) {
+	t, err := b.meta.CreateTopic(ctx, spec, validateOnly)
+	if err != nil || validateOnly {
+		return t, err
+	}
+	return t, b.reconcile()
+}

@@ -1,0 +1,167 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/kafka"
+	"github.com/strand-data/strand/internal/partition"
+	"github.com/strand-data/strand/internal/record"
+)
+
+// pendingAppend is one partition's append waiting to be committed.
+type pendingAppend struct {
+	part *partition.Partition
+	resp *kmsg.ProduceResponseTopicPartition
+	end  int64
+}
+
+// handleProduce appends every partition's batches now, in request order, and answers
+// once they are committed (fsynced under fsync=always, for acks=1 and acks=all alike:
+// Strand acknowledges only durable writes, DESIGN D4). acks=0 gets no answer.
+func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	s := b.meta.State()
+	var waits []pendingAppend
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti, t := range req.Topics {
+		rt := &resp.Topics[ti]
+		*rt = kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		topic, known := s.Topics[t.Topic]
+		maxBytes := s.TopicConfigInt(t.Topic, "max.message.bytes")
+		logAppendTime := false
+		if v, _, _ := s.TopicConfig(t.Topic, "message.timestamp.type"); v == "LogAppendTime" {
+			logAppendTime = true
+		}
+		for pi, p := range t.Partitions {
+			rp := &rt.Partitions[pi]
+			*rp = kmsg.NewProduceResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+			part, local := b.partition(t.Topic, p.Partition)
+			switch {
+			case !known || p.Partition < 0 || int(p.Partition) >= len(topic.Partitions):
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case topic.Internal:
+				rp.ErrorCode = kerr.InvalidTopicException.Code
+				rp.ErrorMessage = kmsg.StringPtr("internal topics are written by the broker only")
+			case !local:
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			default:
+				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rp)
+				if err == nil && req.Acks != 0 {
+					waits = append(waits, pendingAppend{part: part, end: end, resp: rp})
+				}
+			}
+			if rp.ErrorCode != 0 {
+				b.metrics.produceErr.WithLabelValues(strconv.Itoa(int(rp.ErrorCode))).Inc()
+			}
+		}
+	}
+	if req.Acks == 0 {
+		return nil
+	}
+	if len(waits) == 0 {
+		return resp
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	return pendingProduce{resp: resp, waits: waits, timeout: timeout}
+}
+
+// appendPartition validates and appends one partition's records, filling rp. It returns
+// the end offset to wait for.
+func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+	batches, err := record.Split(records)
+	if err == nil {
+		for _, batch := range batches {
+			h, _ := record.ParseHeader(batch)
+			switch {
+			case int64(len(batch)) > maxBytes:
+				rp.ErrorCode = kerr.MessageTooLarge.Code
+				err = fmt.Errorf("batch of %d bytes exceeds max.message.bytes %d", len(batch), maxBytes)
+			case h.IsTransactional() || h.IsControl():
+				rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
+				err = fmt.Errorf("transactional batches are not supported")
+			}
+			if err != nil {
+				rp.ErrorMessage = errorMessage(err)
+				return 0, err
+			}
+		}
+	}
+	var res journal.AppendResult
+	if err == nil {
+		res, err = part.Append(records, logAppendTime)
+	}
+	if err != nil {
+		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
+		return 0, err
+	}
+	rp.BaseOffset, rp.LogStartOffset = res.BaseOffset, res.LogStartOffset
+	if logAppendTime && !res.Duplicate {
+		rp.LogAppendTime = res.LogAppendTime
+	}
+	if !res.Duplicate {
+		b.metrics.bytesIn.WithLabelValues(part.Topic).Add(float64(len(records)))
+		b.metrics.recordsIn.WithLabelValues(part.Topic).Add(float64(res.Records))
+	}
+	return res.LastOffset + 1, nil
+}
+
+type pendingProduce struct {
+	resp    *kmsg.ProduceResponse
+	waits   []pendingAppend
+	timeout time.Duration
+}
+
+// Wait blocks until every partition's append is committed or the request times out.
+func (p pendingProduce) Wait(ctx context.Context) kafka.Response {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	for _, w := range p.waits {
+		if err := w.part.WaitCommitted(ctx, w.end); err != nil && w.resp != nil {
+			w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
+			w.resp.BaseOffset = -1
+		}
+	}
+	return p.resp
+}
+
+// producerIDBlock is how many producer ids one metadata commit reserves.
+const producerIDBlock = 1000
+
+// handleInitProducerID gives an idempotent producer a fresh id from a block reserved in
+// the metadata log. Transactions are not supported yet: a transactional id is refused.
+func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		b.log.Warn("refusing transactional producer: transactions are not supported", "transactional_id", *req.TransactionalID)
+		return resp
+	}
+	b.pidMu.Lock()
+	defer b.pidMu.Unlock()
+	if b.pidNext >= b.pidEnd {
+		first, err := b.meta.AllocateProducerIDs(ctx, producerIDBlock)
+		if err != nil {
+			resp.ErrorCode = errorCode(err)
+			return resp
+		}
+		b.pidNext, b.pidEnd = first, first+producerIDBlock
+	}
+	resp.ProducerID, resp.ProducerEpoch = b.pidNext, 0
+	b.pidNext++
+	return resp
+}

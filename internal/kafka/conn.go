@@ -1,0 +1,302 @@
+package kafka
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one client connection: a reader goroutine that decodes requests and calls the
+// handler in order, and a writer goroutine that writes the answers in the same order.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	info   ConnInfo
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// queued is an answer waiting for its turn to be written.
+type queued struct {
+	key, version  int16
+	correlationID int32
+	resp          Response
+	start         time.Time
+}
+
+// errFrame marks input that closes the connection.
+type errFrame struct{ reason, detail string }
+
+func (e *errFrame) Error() string { return e.reason + ": " + e.detail }
+
+func (c *conn) serve() {
+	defer c.s.dropConn(c)
+	defer c.nc.Close()
+	defer c.cancel()
+	queue := make(chan queued, c.s.cfg.MaxInFlight)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(queue)
+	}()
+	err := c.readLoop(queue)
+	close(queue)
+	var fe *errFrame
+	if errors.As(err, &fe) {
+		c.s.cfg.Logger.Warn("closing kafka connection on bad input", "remote", c.info.Remote.String(), "reason", fe.reason, "detail", fe.detail)
+		if m := c.s.cfg.Metrics; m != nil {
+			m.badFrames.WithLabelValues(fe.reason).Inc()
+		}
+		c.cancel() // bad input: do not wait for pending answers
+	}
+	<-writerDone
+}
+
+func (c *conn) readLoop(queue chan<- queued) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.cfg.Logger.Error("handler panic; closing connection", "remote", c.info.Remote.String(), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return err
+		}
+		start := time.Now()
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > c.s.cfg.MaxRequestBytes {
+			return &errFrame{"size", fmt.Sprintf("frame of %d bytes (limit %d)", size, c.s.cfg.MaxRequestBytes)}
+		}
+		frame, err := readFrame(br, int(size))
+		if err != nil {
+			return err
+		}
+		if m := c.s.cfg.Metrics; m != nil {
+			m.bytesIn.Add(float64(size) + 4)
+		}
+		req, fallback, err := decodeRequest(frame)
+		if err != nil {
+			return err
+		}
+		req.Conn = c.info
+		var resp Response
+		if fallback {
+			resp = c.apiVersionsFallback()
+		} else {
+			resp = c.s.handler.Handle(c.ctx, req)
+		}
+		select {
+		case queue <- queued{key: req.Key, version: req.Version, correlationID: req.CorrelationID, resp: resp, start: start}:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+}
+
+// readFrame reads size bytes. Small frames get their buffer at once; large ones grow it
+// as bytes actually arrive, so a lying size prefix costs nothing.
+func readFrame(r io.Reader, size int) ([]byte, error) {
+	if size <= 1<<20 {
+		b := make([]byte, size)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(1 << 20)
+	n, err := io.CopyN(&buf, r, int64(size))
+	if err != nil {
+		if n < int64(size) && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeRequest parses a frame. fallback reports an ApiVersions request of a version we
+// cannot decode, which is answered with v0 as Kafka does.
+func decodeRequest(frame []byte) (*Request, bool, error) {
+	key := int16(binary.BigEndian.Uint16(frame))
+	version := int16(binary.BigEndian.Uint16(frame[2:]))
+	req := &Request{Key: key, Version: version, CorrelationID: int32(binary.BigEndian.Uint32(frame[4:]))}
+	body := kmsg.RequestForKey(key)
+	if body == nil {
+		return nil, false, &errFrame{"api-key", fmt.Sprintf("unknown api key %d", key)}
+	}
+	if version < 0 || version > body.MaxVersion() {
+		if key == int16(kmsg.ApiVersions) {
+			return req, true, nil
+		}
+		return nil, false, &errFrame{"version", fmt.Sprintf("%s v%d is not supported", kmsg.NameForKey(key), version)}
+	}
+	body.SetVersion(version)
+	rest := frame[8:]
+	// Client id: a nullable int16-length string, in every header version we read.
+	if len(rest) < 2 {
+		return nil, false, &errFrame{"header", "truncated client id"}
+	}
+	idLen := int16(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if idLen >= 0 {
+		if int(idLen) > len(rest) {
+			return nil, false, &errFrame{"header", "truncated client id"}
+		}
+		id := string(rest[:idLen])
+		req.ClientID = &id
+		rest = rest[idLen:]
+	}
+	if body.IsFlexible() {
+		var err error
+		if rest, err = skipTags(rest); err != nil {
+			return nil, false, &errFrame{"header", err.Error()}
+		}
+	}
+	if err := body.ReadFrom(rest); err != nil {
+		return nil, false, &errFrame{"body", fmt.Sprintf("%s v%d: %v", kmsg.NameForKey(key), version, err)}
+	}
+	req.Body = body
+	return req, false, nil
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 || n > uint64(len(b)) {
+		return nil, errors.New("bad header tagged fields")
+	}
+	b = b[used:]
+	for i := uint64(0); i < n; i++ {
+		if _, used = binary.Uvarint(b); used <= 0 {
+			return nil, errors.New("bad header tag")
+		}
+		b = b[used:]
+		size, used := binary.Uvarint(b)
+		if used <= 0 || size > uint64(len(b)-used) {
+			return nil, errors.New("bad header tag size")
+		}
+		b = b[used+int(size):]
+	}
+	return b, nil
+}
+
+func (c *conn) apiVersionsFallback() Response {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.SetVersion(0)
+	resp.ErrorCode = kerr.UnsupportedVersion.Code
+	if vl, ok := c.s.handler.(VersionLister); ok {
+		resp.ApiKeys = vl.SupportedVersions()
+	}
+	return resp
+}
+
+func (c *conn) writeLoop(queue <-chan queued) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.cfg.Logger.Error("response panic; closing connection", "remote", c.info.Remote.String(), "panic", r, "stack", string(debug.Stack()))
+			c.nc.Close()
+			for range queue {
+			}
+		}
+	}()
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	failed := false
+	for q := range queue {
+		if failed {
+			continue // drain so the reader never blocks; the connection is closing
+		}
+		resp := q.resp
+		if p, ok := resp.(Pending); ok {
+			resp = p.Wait(c.ctx)
+		}
+		if resp == nil {
+			c.observe(q, 0)
+			continue
+		}
+		var err error
+		var n int
+		buf, n, err = c.writeResponse(bw, buf[:0], q, resp, len(queue) == 0)
+		if err != nil {
+			failed = true
+			c.nc.Close()
+			continue
+		}
+		c.observe(q, n)
+	}
+	if !failed {
+		bw.Flush()
+	}
+}
+
+func (c *conn) observe(q queued, n int) {
+	if m := c.s.cfg.Metrics; m != nil {
+		m.observe(q.key, q.version, time.Since(q.start), n)
+	}
+}
+
+// writeResponse frames one answer. Flushing is deferred while more answers are queued, so
+// pipelined responses share syscalls.
+func (c *conn) writeResponse(bw *bufio.Writer, buf []byte, q queued, resp Response, flush bool) ([]byte, int, error) {
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	buf = append(buf, 0, 0, 0, 0)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(q.correlationID))
+	flexible := false
+	switch r := resp.(type) {
+	case kmsg.Response:
+		v := q.version
+		if av, ok := r.(*kmsg.ApiVersionsResponse); ok && av.ErrorCode == kerr.UnsupportedVersion.Code {
+			v = 0 // a client asking a version we lack is answered in v0, which it can read
+		}
+		r.SetVersion(v)
+		flexible = r.IsFlexible()
+	case BodyWriter:
+		probe := kmsg.ResponseForKey(q.key)
+		probe.SetVersion(q.version)
+		flexible = probe.IsFlexible()
+	case closeSentinel:
+		return buf, 0, errors.New("handler asked to close the connection")
+	default:
+		return buf, 0, fmt.Errorf("handler answered %T", resp)
+	}
+	// ApiVersions responses always use header v0, whatever the request's version.
+	if flexible && q.key != int16(kmsg.ApiVersions) {
+		buf = append(buf, 0)
+	}
+	switch r := resp.(type) {
+	case kmsg.Response:
+		buf = r.AppendTo(buf)
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		if _, err := bw.Write(buf); err != nil {
+			return buf, 0, err
+		}
+		if flush {
+			return buf, len(buf), bw.Flush()
+		}
+		return buf, len(buf), nil
+	case BodyWriter:
+		total := len(buf) + r.BodyLen()
+		binary.BigEndian.PutUint32(buf, uint32(total-4))
+		if _, err := bw.Write(buf); err != nil {
+			return buf, 0, err
+		}
+		if err := bw.Flush(); err != nil {
+			return buf, 0, err
+		}
+		return buf, total, r.WriteBody(c.nc)
+	}
+	return buf, 0, nil
+}
