@@ -31,11 +31,11 @@ type fetchTopic struct {
 }
 
 type fetchPartition struct {
-	id                                   int32
-	errorCode                            int16
+	id                                  int32
+	errorCode                           int16
 	highWatermark, lastStable, logStart int64
-	ranges                               []journal.FileRange
-	size                                 int64
+	ranges                              []journal.FileRange
+	size                                int64
 }
 
 // piece is a run of encoded bytes or a file range to send as it is.

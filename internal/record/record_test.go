@@ -123,15 +123,15 @@ func TestValidateRejects(t *testing.T) {
 	good, _ := Build(Header{BaseTimestamp: 1}, sampleRecords(3), CodecNone)
 	mut := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	cases := map[string][]byte{
-		"short":        good[:40],
-		"crc":          mut(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
-		"magic1":       mut(func(b []byte) []byte { b[offMagic] = 1; return b }),
-		"truncated":    good[:len(good)-1],
-		"extra byte":   append(append([]byte(nil), good...), 0),
-		"huge length":  mut(func(b []byte) []byte { b[offBatchLength] = 0x7f; return b }),
-		"neg count":    mut(func(b []byte) []byte { b[offRecordCount] = 0xff; putCRC(b); return b }),
-		"bad codec":    mut(func(b []byte) []byte { b[offAttributes+1] |= 7; putCRC(b); return b }),
-		"delta < cnt":  mut(func(b []byte) []byte { b[offLastOffsetDelta+3] = 0; putCRC(b); return b }),
+		"short":       good[:40],
+		"crc":         mut(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }),
+		"magic1":      mut(func(b []byte) []byte { b[offMagic] = 1; return b }),
+		"truncated":   good[:len(good)-1],
+		"extra byte":  append(append([]byte(nil), good...), 0),
+		"huge length": mut(func(b []byte) []byte { b[offBatchLength] = 0x7f; return b }),
+		"neg count":   mut(func(b []byte) []byte { b[offRecordCount] = 0xff; putCRC(b); return b }),
+		"bad codec":   mut(func(b []byte) []byte { b[offAttributes+1] |= 7; putCRC(b); return b }),
+		"delta < cnt": mut(func(b []byte) []byte { b[offLastOffsetDelta+3] = 0; putCRC(b); return b }),
 	}
 	for name, b := range cases {
 		if _, err := ValidateProduced(b); !errors.Is(err, ErrCorrupt) {
