@@ -165,7 +165,7 @@ func decodeRequest(frame []byte) (*Request, bool, error) {
 			return nil, false, &errFrame{"header", err.Error()}
 		}
 	}
-	if err := body.ReadFrom(rest); err != nil {
+	if err := DecodeBody(body, rest); err != nil {
 		return nil, false, &errFrame{"body", fmt.Sprintf("%s v%d: %v", kmsg.NameForKey(key), version, err)}
 	}
 	req.Body = body

@@ -169,8 +169,13 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	unknownVersion := frame(3, 12, 1, kmsg.NewPtrMetadataRequest())
 	binary.BigEndian.PutUint16(unknownVersion[6:], 999)
 	badBody := frame(3, 1, 1, kmsg.NewPtrMetadataRequest())
-	badBody = append(badBody[:len(badBody)-4], 0, 0, 0, 5) // five topics, none there
+	badBody = append(badBody[:len(badBody)-4], 0, 0, 0, 5)          // five topics, none there
+	tagBomb := []byte{0, 0, 0, 0, 0, 23, 0, 4, 0, 0, 0, 1, 0, 0, 0} // OffsetForLeaderEpoch v4, no client id, no header tags
+	tagBomb = append(tagBomb, "\xff\xff\xff\xfe\x01\xff\xff\xff\xfe\x01\x00"...)
+	binary.BigEndian.PutUint32(tagBomb, uint32(len(tagBomb)-4))
+	tagBomb[12], tagBomb[13] = 0xff, 0xff // null client id
 	cases := map[string][]byte{
+		"tag bomb":        tagBomb,
 		"garbage":         []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		"huge size":       huge,
 		"negative size":   {0xff, 0xff, 0xff, 0xff},
