@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +101,12 @@ func (b *Broker) HTTPAddr() net.Addr { return b.http.Addr() }
 func (b *Broker) Run(ctx context.Context) error {
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	// Directories of deleted partitions whose removal a stop interrupted.
+	if leftovers, _ := filepath.Glob(filepath.Join(b.cfg.DataDir, "*-delete")); len(leftovers) > 0 {
+		for _, dir := range leftovers {
+			os.RemoveAll(dir)
+		}
 	}
 	b.http = httpapi.New(httpapi.Config{Addr: b.cfg.HTTPAddr, Logger: b.log}, b.reg, b.readiness)
 	if err := b.http.Listen(); err != nil {
@@ -218,7 +223,7 @@ func (b *Broker) reconcile() error {
 			errs = append(errs, err)
 		}
 		dir := filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))
-		trash := dir + "." + hex.EncodeToString([]byte(strconv.FormatInt(time.Now().UnixNano(), 36))) + "-delete"
+		trash := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
 		if err := os.Rename(dir, trash); err == nil {
 			go os.RemoveAll(trash)
 		}

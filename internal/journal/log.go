@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,8 +20,13 @@ import (
 type Log struct {
 	dir string
 
+	// Fixed at Open, read without the lock.
+	fsync         FsyncPolicy
+	fsyncInterval time.Duration
+	logger        *slog.Logger
+
 	mu        sync.RWMutex
-	cfg       Config // Fsync is fixed at Open; the rest may change through SetConfig
+	cfg       Config // segment settings; may change through SetConfig
 	segments  []*segment
 	logStart  int64
 	logEnd    int64
@@ -48,7 +54,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, cfg: cfg, changed: make(chan struct{}), producers: producerTable{}}
+	l := &Log{dir: dir, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, logger: cfg.Logger,
+		changed: make(chan struct{}), producers: producerTable{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.file.Close()

@@ -39,8 +39,8 @@ func (l *Log) runSyncer() {
 	s := l.sync
 	defer close(s.done)
 	var tick <-chan time.Time
-	if l.cfg.Fsync == FsyncInterval {
-		t := time.NewTicker(l.cfg.FsyncInterval)
+	if l.fsync == FsyncInterval {
+		t := time.NewTicker(l.fsyncInterval)
 		defer t.Stop()
 		tick = t.C
 	}
@@ -90,7 +90,7 @@ func (l *Log) syncOnce() error {
 	s.round = make(chan struct{})
 	s.mu.Unlock()
 	if err != nil {
-		l.cfg.Logger.Error("journal fsync failed; appends will fail until the log is reopened", "dir", l.dir, "err", err)
+		l.logger.Error("journal fsync failed; appends will fail until the log is reopened", "dir", l.dir, "err", err)
 		l.mu.Lock()
 		l.failed = err
 		l.mu.Unlock()
@@ -104,7 +104,7 @@ func (l *Log) syncOnce() error {
 // WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
 // FsyncNever it returns at once: those policies acknowledge from the page cache.
 func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
-	if l.cfg.Fsync != FsyncAlways {
+	if l.fsync != FsyncAlways {
 		return nil
 	}
 	s := l.sync
@@ -137,7 +137,7 @@ func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
 // DurableOffset is the end offset that is on disk under FsyncAlways; under the other
 // policies it is the log end offset, since they acknowledge from the page cache.
 func (l *Log) DurableOffset() int64 {
-	if l.cfg.Fsync != FsyncAlways {
+	if l.fsync != FsyncAlways {
 		return l.LogEndOffset()
 	}
 	return l.sync.durable()
