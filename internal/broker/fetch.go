@@ -94,6 +94,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) *fetchBody {
 					remaining -= res.Size
 					if res.Size > 0 {
 						b.metrics.bytesOut.WithLabelValues(t.Topic).Add(float64(res.Size))
+						b.metrics.recordsOut.WithLabelValues(t.Topic).Add(float64(res.NextOffset - res.FirstOffset))
 					}
 				}
 			}

@@ -10,6 +10,7 @@ type brokerMetrics struct {
 	bytesIn    *prometheus.CounterVec
 	bytesOut   *prometheus.CounterVec
 	recordsIn  *prometheus.CounterVec
+	recordsOut *prometheus.CounterVec
 	produceErr *prometheus.CounterVec
 }
 
@@ -18,9 +19,10 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 		bytesIn:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_bytes_in_total", Help: "Record batch bytes appended, by topic."}, []string{"topic"}),
 		bytesOut:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_bytes_out_total", Help: "Record batch bytes sent to consumers, by topic."}, []string{"topic"}),
 		recordsIn:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_records_in_total", Help: "Records appended, by topic."}, []string{"topic"}),
+		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_records_out_total", Help: "Records sent to consumers, by topic (whole batches, so records before the fetch offset in the first batch count too)."}, []string{"topic"}),
 		produceErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_produce_errors_total", Help: "Partition produce failures, by Kafka error code."}, []string{"code"}),
 	}
-	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.produceErr, &partitionCollector{b: b})
+	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.produceErr, &partitionCollector{b: b})
 	return m
 }
 

@@ -71,6 +71,19 @@ func TestAppendAssignsOffsetsAndReadsBack(t *testing.T) {
 	if b, _ := l.ReadBytes(0, 10, next, true); len(b) != hs[0].Size() {
 		t.Fatalf("minOneBatch returned %d bytes, want the first batch's %d", len(b), hs[0].Size())
 	}
+	for _, c := range []struct{ from, maxBytes, maxOffset int64 }{{0, 1 << 30, next}, {5, 300, next}, {7, 1 << 30, hw}, {0, 10, next}} {
+		res, err := l.Read(c.from, c.maxBytes, c.maxOffset, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := l.ReadBytes(c.from, c.maxBytes, c.maxOffset, true)
+		parts, _ := record.Split(b)
+		h0, _ := record.ParseHeader(parts[0])
+		hn, _ := record.ParseHeader(parts[len(parts)-1])
+		if res.FirstOffset != h0.BaseOffset || res.NextOffset != hn.NextOffset() {
+			t.Fatalf("read %+v: first %d next %d, batches span [%d, %d)", c, res.FirstOffset, res.NextOffset, h0.BaseOffset, hn.NextOffset())
+		}
+	}
 	if b, _ := l.ReadBytes(next, 100, next, true); len(b) != 0 {
 		t.Fatalf("read at the end returned %d bytes", len(b))
 	}

@@ -18,6 +18,9 @@ type FileRange struct {
 type ReadResult struct {
 	Ranges []FileRange
 	Size   int64 // sum of the ranges' lengths
+	// FirstOffset is the base offset of the first batch returned and NextOffset the offset
+	// after the last one, so NextOffset-FirstOffset records (less compacted gaps) were read.
+	FirstOffset, NextOffset int64
 }
 
 // segmentView is a segment as a reader sees it at one moment.
@@ -98,20 +101,42 @@ func (l *Log) Read(offset, maxBytes, maxOffset int64, minOneBatch bool) (ReadRes
 				cut = startPos + int64(first.Size())
 			}
 			if cut > startPos {
-				res.Ranges = append(res.Ranges, FileRange{File: v.seg.file, Pos: startPos, Len: cut - startPos})
-				res.Size += cut - startPos
+				res.add(v, first, startPos, cut)
+				res.NextOffset, err = v.seg.offsetAt(cut, v.size, v.next)
 			}
-			break
+			return res, err
 		}
-		res.Ranges = append(res.Ranges, FileRange{File: v.seg.file, Pos: startPos, Len: endPos - startPos})
-		res.Size += endPos - startPos
+		res.add(v, first, startPos, endPos)
 		remaining -= endPos - startPos
 		if endPos < v.size {
-			break
+			res.NextOffset, err = v.seg.offsetAt(endPos, v.size, v.next)
+			return res, err
 		}
+		res.NextOffset = v.next
 		offset = v.next
 	}
 	return res, nil
+}
+
+func (r *ReadResult) add(v segmentView, first record.Header, from, to int64) {
+	if len(r.Ranges) == 0 {
+		r.FirstOffset = first.BaseOffset
+	}
+	r.Ranges = append(r.Ranges, FileRange{File: v.seg.file, Pos: from, Len: to - from})
+	r.Size += to - from
+}
+
+// offsetAt is the base offset of the batch at pos, or next at the end of the segment.
+func (s *segment) offsetAt(pos, size, next int64) (int64, error) {
+	if pos >= size {
+		return next, nil
+	}
+	var buf [record.HeaderSize]byte
+	h, err := s.readHeader(pos, size, buf[:])
+	if err != nil {
+		return 0, fmt.Errorf("segment %d at %d: %w", s.base, pos, err)
+	}
+	return h.BaseOffset, nil
 }
 
 // ReadBytes is Read that copies the batches into memory.
