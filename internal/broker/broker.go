@@ -62,6 +62,8 @@ type Broker struct {
 	partitions map[topicPartition]*partition.Partition
 	reconcileM sync.Mutex
 
+	sessions fetchSessions
+
 	pidMu   sync.Mutex
 	pidNext int64
 	pidEnd  int64

@@ -97,12 +97,17 @@ func createTopic(t testing.TB, cl *kgo.Client, name string, partitions int32, co
 // produceRaw sends one batch to partition 0 with acks=all and returns that partition's answer.
 func produceRaw(t testing.TB, cl *kgo.Client, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
+	return produceRawTo(t, cl, topic, 0, batch)
+}
+
+func produceRawTo(t testing.TB, cl *kgo.Client, topic string, partition int32, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks, req.TimeoutMillis = -1, 10000
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = batch
+	rp.Partition, rp.Records = partition, batch
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp := request[*kmsg.ProduceResponse](t, cl, req)

@@ -15,102 +15,114 @@ import (
 
 // handleFetch reads what is there now; when that is less than min_bytes it answers with a
 // Pending that sleeps until an append (or durability advance) on one of the partitions
-// wakes it, or max_wait_ms passes. No polling.
-//
-// Fetch sessions (KIP-227): this node declines to create sessions, which the protocol
-// allows (the answer's session id is 0 and clients send full requests), and rejects
-// requests naming a session it never issued.
+// wakes it, or max_wait_ms passes. No polling. From v7 the request may belong to a fetch
+// session (fetch_session.go).
 func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) kafka.Response {
+	plan := &fetchPlan{req: req}
 	if req.Version >= 7 {
-		code := int16(0)
-		switch {
-		case req.SessionID != 0:
-			code = kerr.FetchSessionIDNotFound.Code
-		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
-			code = kerr.InvalidFetchSessionEpoch.Code
-		}
+		var code int16
+		plan.items, plan.session, plan.incremental, code = b.sessions.resolve(req)
 		if code != 0 {
 			return &fetchBody{version: req.Version, errorCode: code}
 		}
+	} else {
+		plan.items = itemsOf(req)
 	}
-	wake := b.fetchWakeups(req)
-	body := b.readFetch(req)
+	wake := b.fetchWakeups(plan.items)
+	body := b.readFetch(plan)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
-	if body.bytes >= int64(req.MinBytes) || body.failed || maxWait <= 0 || body.bytes > 0 && req.MinBytes <= 1 {
-		return body
+	if body.bytes >= int64(req.MinBytes) || body.failed || maxWait <= 0 {
+		return b.finishFetch(plan, body)
 	}
-	return &pendingFetch{b: b, req: req, wake: wake, deadline: time.Now().Add(maxWait)}
+	return &pendingFetch{b: b, plan: plan, wake: wake, deadline: time.Now().Add(maxWait)}
+}
+
+// fetchPlan is one Fetch request resolved against its session.
+type fetchPlan struct {
+	req         *kmsg.FetchRequest
+	items       []fetchItem
+	session     *fetchSession
+	incremental bool
+}
+
+func (b *Broker) finishFetch(plan *fetchPlan, body *fetchBody) *fetchBody {
+	if plan.session != nil {
+		b.sessions.trim(plan.session, body, plan.incremental)
+	}
+	return body
 }
 
 // fetchWakeups are the channels that close when a requested partition changes.
-func (b *Broker) fetchWakeups(req *kmsg.FetchRequest) []<-chan struct{} {
+func (b *Broker) fetchWakeups(items []fetchItem) []<-chan struct{} {
 	var out []<-chan struct{}
-	for _, t := range req.Topics {
-		for _, p := range t.Partitions {
-			if part, ok := b.partition(t.Topic, p.Partition); ok {
-				out = append(out, part.Log().Changed())
-			}
+	for _, it := range items {
+		if part, ok := b.partition(it.topic, it.partition); ok {
+			out = append(out, part.Log().Changed())
 		}
 	}
 	return out
 }
 
-// readFetch reads every requested partition, within the per-partition and total limits.
-func (b *Broker) readFetch(req *kmsg.FetchRequest) *fetchBody {
+// readFetch reads every planned partition, within the per-partition and total limits.
+func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
+	req := plan.req
 	body := &fetchBody{version: req.Version}
 	s := b.meta.State()
 	remaining := int64(req.MaxBytes)
 	if req.Version < 3 || remaining <= 0 {
 		remaining = 1<<31 - 1
 	}
-	for _, t := range req.Topics {
-		ft := fetchTopic{name: t.Topic}
-		topic, known := s.Topics[t.Topic]
-		for _, p := range t.Partitions {
-			fp := fetchPartition{id: p.Partition, highWatermark: -1, lastStable: -1, logStart: -1}
-			part, local := b.partition(t.Topic, p.Partition)
-			switch {
-			case !known || p.Partition < 0 || int(p.Partition) >= len(topic.Partitions):
-				fp.errorCode = kerr.UnknownTopicOrPartition.Code
-			case !local:
-				fp.errorCode = kerr.NotLeaderForPartition.Code
-			case p.CurrentLeaderEpoch >= 0 && p.CurrentLeaderEpoch < part.LeaderEpoch():
-				fp.errorCode = kerr.FencedLeaderEpoch.Code
-			case p.CurrentLeaderEpoch > part.LeaderEpoch():
-				fp.errorCode = kerr.UnknownLeaderEpoch.Code
-			default:
-				l := part.Log()
-				hw := part.HighWatermark()
-				fp.highWatermark, fp.lastStable, fp.logStart = hw, hw, l.LogStartOffset()
-				res, err := l.Read(p.FetchOffset, min(int64(p.PartitionMaxBytes), remaining), hw, body.bytes == 0)
-				if err != nil {
-					fp.errorCode = errorCode(err)
-					if !errors.Is(err, journal.ErrOffsetOutOfRange) {
-						b.log.Warn("fetch read failed", "topic", t.Topic, "partition", p.Partition, "offset", p.FetchOffset, "err", err)
-					}
-				} else {
-					fp.ranges, fp.size = res.Ranges, res.Size
-					body.bytes += res.Size
-					remaining -= res.Size
-					if res.Size > 0 {
-						b.metrics.bytesOut.WithLabelValues(t.Topic).Add(float64(res.Size))
-						b.metrics.recordsOut.WithLabelValues(t.Topic).Add(float64(res.NextOffset - res.FirstOffset))
-					}
+	topicIndex := map[string]int{}
+	for _, it := range plan.items {
+		ti, ok := topicIndex[it.topic]
+		if !ok {
+			ti = len(body.topics)
+			topicIndex[it.topic] = ti
+			body.topics = append(body.topics, fetchTopic{name: it.topic})
+		}
+		fp := fetchPartition{id: it.partition, highWatermark: -1, lastStable: -1, logStart: -1}
+		topic, known := s.Topics[it.topic]
+		part, local := b.partition(it.topic, it.partition)
+		switch {
+		case !known || it.partition < 0 || int(it.partition) >= len(topic.Partitions):
+			fp.errorCode = kerr.UnknownTopicOrPartition.Code
+		case !local:
+			fp.errorCode = kerr.NotLeaderForPartition.Code
+		case it.currentLeaderEpoch >= 0 && it.currentLeaderEpoch < part.LeaderEpoch():
+			fp.errorCode = kerr.FencedLeaderEpoch.Code
+		case it.currentLeaderEpoch > part.LeaderEpoch():
+			fp.errorCode = kerr.UnknownLeaderEpoch.Code
+		default:
+			l := part.Log()
+			hw := part.HighWatermark()
+			fp.highWatermark, fp.lastStable, fp.logStart = hw, hw, l.LogStartOffset()
+			res, err := l.Read(it.fetchOffset, min(int64(it.maxBytes), remaining), hw, body.bytes == 0)
+			if err != nil {
+				fp.errorCode = errorCode(err)
+				if !errors.Is(err, journal.ErrOffsetOutOfRange) {
+					b.log.Warn("fetch read failed", "topic", it.topic, "partition", it.partition, "offset", it.fetchOffset, "err", err)
+				}
+			} else {
+				fp.ranges, fp.size = res.Ranges, res.Size
+				body.bytes += res.Size
+				remaining -= res.Size
+				if res.Size > 0 {
+					b.metrics.bytesOut.WithLabelValues(it.topic).Add(float64(res.Size))
+					b.metrics.recordsOut.WithLabelValues(it.topic).Add(float64(res.NextOffset - res.FirstOffset))
 				}
 			}
-			if fp.errorCode != 0 {
-				body.failed = true
-			}
-			ft.partitions = append(ft.partitions, fp)
 		}
-		body.topics = append(body.topics, ft)
+		if fp.errorCode != 0 {
+			body.failed = true
+		}
+		body.topics[ti].partitions = append(body.topics[ti].partitions, fp)
 	}
 	return body
 }
 
 type pendingFetch struct {
 	b        *Broker
-	req      *kmsg.FetchRequest
+	plan     *fetchPlan
 	wake     []<-chan struct{}
 	deadline time.Time
 }
@@ -130,12 +142,12 @@ func (p *pendingFetch) Wait(ctx context.Context) kafka.Response {
 		}
 		chosen, _, _ := reflect.Select(cases)
 		if chosen <= 1 {
-			return p.b.readFetch(p.req)
+			return p.b.finishFetch(p.plan, p.b.readFetch(p.plan))
 		}
-		p.wake = p.b.fetchWakeups(p.req)
-		body := p.b.readFetch(p.req)
-		if body.bytes >= int64(p.req.MinBytes) || body.failed || !time.Now().Before(p.deadline) {
-			return body
+		p.wake = p.b.fetchWakeups(p.plan.items)
+		body := p.b.readFetch(p.plan)
+		if body.bytes >= int64(p.plan.req.MinBytes) || body.failed || !time.Now().Before(p.deadline) {
+			return p.b.finishFetch(p.plan, body)
 		}
 	}
 }

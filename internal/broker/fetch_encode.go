@@ -17,6 +17,7 @@ import (
 type fetchBody struct {
 	version   int16
 	errorCode int16
+	sessionID int32
 	topics    []fetchTopic
 	bytes     int64 // record bytes in the response
 	failed    bool  // some partition has an error
@@ -117,7 +118,7 @@ func (f *fetchBody) encode() {
 	e.i32(0) // throttle
 	if f.version >= 7 {
 		e.i16(f.errorCode)
-		e.i32(0) // session id: sessions are declined
+		e.i32(f.sessionID)
 	}
 	e.arrayLen(len(f.topics))
 	for _, t := range f.topics {
