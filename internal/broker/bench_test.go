@@ -3,22 +3,23 @@ package broker
 import (
 	"context"
 	"io"
-	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/strand-data/strand/internal/journal"
-	"github.com/strand-data/strand/internal/record"
+	"golang.org/x/sys/unix"
 )
 
 const benchRecordSize = 1024
 
 // BenchmarkProduce measures franz-go producing 1 KiB records to 6 partitions over loopback
-// with acks=all and fsync=always, next to the journal appending the same bytes in 16 KiB
-// batches directly (the reference, measured in the same run).
+// with acks=all and fsync=always, next to the disk's own bandwidth with fsync (1 MiB
+// written and fdatasynced at a time), measured in the same run.
 func BenchmarkProduce(b *testing.B) {
 	value := []byte(strings.Repeat("x", benchRecordSize))
 	b.Run("franz-go/acks=all", func(b *testing.B) {
@@ -40,23 +41,21 @@ func BenchmarkProduce(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	})
-	b.Run("journal-reference", func(b *testing.B) {
-		cfg := journal.DefaultConfig()
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		l, err := journal.Open(b.TempDir(), cfg)
+	// The disk's bandwidth with fsync: 1 MiB written and fdatasynced at a time.
+	b.Run("disk-reference", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "ref"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer l.Close()
-		recs := make([]record.Record, 16)
-		for i := range recs {
-			recs[i] = record.Record{OffsetDelta: int32(i), Value: value}
-		}
-		batch, _ := record.Build(record.Header{BaseTimestamp: time.Now().UnixMilli(), ProducerID: -1, BaseSequence: -1}, recs, record.CodecNone)
+		defer f.Close()
+		chunk := make([]byte, 1<<20)
 		b.SetBytes(benchRecordSize)
 		b.ResetTimer()
-		for i := 0; i < b.N; i += 16 {
-			if _, err := l.Append(context.Background(), batch, journal.AppendOptions{}); err != nil {
+		for written := 0; written < b.N*benchRecordSize; written += len(chunk) {
+			if _, err := f.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+			if err := unix.Fdatasync(int(f.Fd())); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -92,4 +91,34 @@ func BenchmarkConsume(b *testing.B) {
 		cl.Close()
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkLoopbackReference is the loopback TCP bandwidth: the reference for consuming.
+func BenchmarkLoopbackReference(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, c)
+		c.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 1<<20)
+	b.SetBytes(benchRecordSize)
+	b.ResetTimer()
+	for sent := 0; sent < b.N*benchRecordSize; sent += len(chunk) {
+		if _, err := c.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
