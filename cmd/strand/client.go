@@ -30,16 +30,14 @@ func newClient(cmd *cobra.Command, opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequestTimeoutOverhead(5 * time.Second)}, opts...)...)
 }
 
-func newAdmin(cmd *cobra.Command) (*kadm.Client, func(), error) {
+// openAdmin returns an admin client and a context bounding the command; done releases both.
+func openAdmin(cmd *cobra.Command) (*kadm.Client, context.Context, func(), error) {
 	cl, err := newClient(cmd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return kadm.NewClient(cl), cl.Close, nil
-}
-
-func cmdContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	return kadm.NewClient(cl), ctx, func() { cancel(); cl.Close() }, nil
 }
 
 func jsonOutput(cmd *cobra.Command) (bool, error) {

@@ -21,13 +21,11 @@ func newClusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			m, err := adm.BrokerMetadata(ctx)
 			if err != nil {
 				return err

@@ -119,11 +119,12 @@ written as @MS). --format is json, or a Go template over .Topic .Partition .Offs
 
 // startOffsets resolves --from into a start offset per partition.
 func startOffsets(ctx context.Context, cmd *cobra.Command, topic, from string, only int32) (map[string]map[int32]kgo.Offset, error) {
-	adm, done, err := newAdmin(cmd)
+	cl, err := newClient(cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	topics, err := adm.ListTopics(ctx, topic)
 	if err != nil {
 		return nil, err

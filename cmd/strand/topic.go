@@ -41,13 +41,11 @@ func newTopicCreateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			resp, err := adm.CreateTopic(ctx, partitions, rf, cfg, args[0])
 			if err != nil {
 				return fmt.Errorf("create %s: %w", args[0], err)
@@ -82,13 +80,11 @@ func newTopicListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			topics, err := adm.ListTopicsWithInternal(ctx)
 			if err != nil {
 				return err
@@ -130,13 +126,11 @@ func newTopicDescribeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			topics, err := adm.ListTopics(ctx, args[0])
 			if err != nil {
 				return err
@@ -222,13 +216,11 @@ func newTopicDeleteCmd() *cobra.Command {
 		Short: "Delete topics and their data",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			resps, err := adm.DeleteTopics(ctx, args...)
 			if err != nil {
 				return err
@@ -268,13 +260,11 @@ func newTopicAlterConfigCmd() *cobra.Command {
 			if len(alters) == 0 {
 				return fmt.Errorf("nothing to change: use --set key=value or --delete key")
 			}
-			adm, done, err := newAdmin(cmd)
+			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			ctx, cancel := cmdContext(cmd)
-			defer cancel()
 			resps, err := adm.AlterTopicConfigs(ctx, alters, args[0])
 			if err != nil {
 				return err
