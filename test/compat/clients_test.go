@@ -47,7 +47,11 @@ func run(t *testing.T, stdin string, name string, args ...string) string {
 func TestKcat(t *testing.T) {
 	kcat := need(t, "kcat")
 	node := harness.Start(t, harness.Options{})
-	t.Logf("%s", strings.Join(strings.SplitN(run(t, "", kcat, "-V"), "\n", 3)[:2], " / "))
+	for _, line := range strings.Split(run(t, "", kcat, "-V"), "\n") {
+		if strings.HasPrefix(line, "Version") {
+			t.Logf("kcat %s", line)
+		}
+	}
 	b := node.KafkaAddr
 
 	// -P with keys: auto-creates the topic, as Kafka does by default.
