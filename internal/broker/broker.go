@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/strand-data/strand/internal/cluster"
+	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/httpapi"
 	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
@@ -35,6 +36,8 @@ type Config struct {
 	ControllerAddr      string
 	Voters              []cluster.Voter
 	Logger              *slog.Logger
+	// GroupInitialRebalanceDelay overrides group.initial.rebalance.delay.ms when set.
+	GroupInitialRebalanceDelay *time.Duration
 }
 
 // DefaultConfig is a single node on loopback with data in ./strand-data.
@@ -53,6 +56,7 @@ type Broker struct {
 	cfg     Config
 	log     *slog.Logger
 	meta    *cluster.Node
+	groups  *group.Coordinator
 	wire    *kafka.Server
 	http    *httpapi.Server
 	metrics *brokerMetrics
@@ -148,6 +152,12 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.closePartitions()
 		return err
 	}
+	if err := b.startGroups(ctx); err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return err
+	}
+
 	b.bg.Add(1)
 	go b.watchMetadata(ctx)
 
@@ -165,7 +175,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	stopWire()
 	werr := <-wireDone
 	b.bg.Wait()
-	return errors.Join(werr, b.closePartitions())
+	gerr := b.groups.Close()
+	return errors.Join(werr, gerr, b.closePartitions())
 }
 
 func (b *Broker) readiness() error {
@@ -182,6 +193,9 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		ch := b.meta.Changes()
 		if err := b.reconcile(); err != nil {
 			b.log.Error("applying metadata to local partitions", "err", err)
+		}
+		if err := b.loadGroups(ctx); err != nil {
+			b.log.Error("loading consumer groups", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/kafka"
 )
 
@@ -27,6 +28,23 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.CreatePartitions), MinVersion: 0, MaxVersion: 3},
 	{ApiKey: int16(kmsg.IncrementalAlterConfigs), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.DescribeCluster), MinVersion: 0, MaxVersion: 1},
+}
+
+// groupAPIs are answered by the group coordinator.
+var groupAPIs = (&group.Coordinator{}).SupportedVersions()
+
+func init() {
+	supported = append(supported, kmsg.ApiVersionsResponseApiKey{ApiKey: int16(kmsg.FindCoordinator), MinVersion: 0, MaxVersion: 4})
+	supported = append(supported, groupAPIs...)
+}
+
+func isGroupAPI(key int16) bool {
+	for _, k := range groupAPIs {
+		if k.ApiKey == key {
+			return true
+		}
+	}
+	return false
 }
 
 // SupportedVersions implements kafka.VersionLister.
@@ -52,7 +70,12 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		b.log.Warn("unsupported request version", "api", kmsg.NameForKey(req.Key), "version", req.Version, "remote", req.Conn.Remote.String())
 		return unsupported(req)
 	}
+	if isGroupAPI(req.Key) {
+		return b.handleGroup(ctx, req)
+	}
 	switch r := req.Body.(type) {
+	case *kmsg.FindCoordinatorRequest:
+		return b.handleFindCoordinator(r)
 	case *kmsg.ApiVersionsRequest:
 		return b.apiVersions(req.Version)
 	case *kmsg.MetadataRequest:

@@ -1,0 +1,230 @@
+package group
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxOffsetMetadata is offset.metadata.max.bytes.
+const maxOffsetMetadata = 4096
+
+func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) {
+	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+	answer := func(code func(topic string, p kmsg.OffsetCommitRequestTopicPartition) int16) {
+		resp.Topics = resp.Topics[:0]
+		for _, t := range r.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code(t.Topic, p)
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+	}
+	all := func(code int16) (kmsg.Response, Wait) {
+		answer(func(string, kmsg.OffsetCommitRequestTopicPartition) int16 { return code })
+		return resp, nil
+	}
+	if r.Group == "" {
+		return all(kerr.InvalidGroupID.Code)
+	}
+	c.mu.Lock()
+	partition := c.PartitionOf(r.Group)
+	log, loaded := c.logs[partition]
+	if !loaded {
+		c.mu.Unlock()
+		return all(kerr.NotCoordinator.Code)
+	}
+	g := c.groups[r.Group]
+	if r.Generation >= 0 || r.MemberID != "" {
+		_, _, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+		if code == 0 && g.state == statePreparingRebalance {
+			code = kerr.RebalanceInProgress.Code
+		}
+		if code != 0 {
+			c.mu.Unlock()
+			return all(code)
+		}
+	} else if g != nil && len(g.members) > 0 {
+		// A commit from outside the group while it has members.
+		c.mu.Unlock()
+		return all(kerr.IllegalGeneration.Code)
+	}
+	now := c.cfg.Now()
+	var records []kv
+	updates := map[topicPartition]committed{}
+	answer(func(topic string, p kmsg.OffsetCommitRequestTopicPartition) int16 {
+		n, ok := c.topics.PartitionCount(topic)
+		switch {
+		case !ok || p.Partition < 0 || p.Partition >= n:
+			return kerr.UnknownTopicOrPartition.Code
+		case p.Metadata != nil && len(*p.Metadata) > maxOffsetMetadata:
+			return kerr.OffsetMetadataTooLarge.Code
+		}
+		cm := committed{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: deref(p.Metadata), timestamp: now.UnixMilli()}
+		updates[topicPartition{topic, p.Partition}] = cm
+		records = append(records, kv{offsetKey(r.Group, topic, p.Partition), offsetValue(cm)})
+		return 0
+	})
+	c.mu.Unlock()
+	if len(records) == 0 {
+		return resp, nil
+	}
+	batch, err := encodeBatch(records, now)
+	if err != nil {
+		return all(kerr.UnknownServerError.Code)
+	}
+	return nil, func(ctx context.Context) kmsg.Response {
+		if _, err := log.Append(ctx, batch); err != nil {
+			c.cfg.Logger.Warn("writing committed offsets", "group", r.Group, "err", err)
+			answer(func(string, kmsg.OffsetCommitRequestTopicPartition) int16 { return kerr.CoordinatorNotAvailable.Code })
+			return resp
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		g := c.groupLocked(r.Group, partition, true)
+		for tp, cm := range updates {
+			g.offsets[tp] = cm
+		}
+		return resp
+	}
+}
+
+func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.Version >= 8 {
+		for _, rg := range r.Groups {
+			var topics []kmsg.OffsetFetchRequestTopic
+			if rg.Topics != nil {
+				topics = []kmsg.OffsetFetchRequestTopic{}
+				for _, t := range rg.Topics {
+					topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
+				}
+			}
+			code, rts := c.offsetsLocked(rg.Group, topics)
+			out := kmsg.NewOffsetFetchResponseGroup()
+			out.Group, out.ErrorCode = rg.Group, code
+			for _, t := range rts {
+				ot := kmsg.NewOffsetFetchResponseGroupTopic()
+				ot.Topic = t.Topic
+				for _, p := range t.Partitions {
+					op := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					op.Partition, op.Offset, op.LeaderEpoch, op.Metadata, op.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+					ot.Partitions = append(ot.Partitions, op)
+				}
+				out.Topics = append(out.Topics, ot)
+			}
+			resp.Groups = append(resp.Groups, out)
+		}
+		return resp
+	}
+	code, rts := c.offsetsLocked(r.Group, r.Topics)
+	resp.Topics = rts
+	if r.Version >= 2 {
+		resp.ErrorCode = code
+	} else if code != 0 {
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				resp.Topics[i].Partitions[j].ErrorCode = code
+			}
+		}
+	}
+	return resp
+}
+
+// offsetsLocked answers one group's offset fetch; nil topics means every committed one.
+func (c *Coordinator) offsetsLocked(groupID string, topics []kmsg.OffsetFetchRequestTopic) (int16, []kmsg.OffsetFetchResponseTopic) {
+	if _, ok := c.logs[c.PartitionOf(groupID)]; !ok {
+		return kerr.NotCoordinator.Code, nil
+	}
+	g := c.groups[groupID]
+	if topics == nil && g != nil {
+		byTopic := map[string][]int32{}
+		for tp := range g.offsets {
+			byTopic[tp.topic] = append(byTopic[tp.topic], tp.partition)
+		}
+		for t, ps := range byTopic {
+			topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t, Partitions: ps})
+		}
+	}
+	var out []kmsg.OffsetFetchResponseTopic
+	for _, t := range topics {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
+			if g != nil {
+				if cm, ok := g.offsets[topicPartition{t.Topic, p}]; ok {
+					rp.Offset, rp.LeaderEpoch, rp.Metadata = cm.offset, cm.leaderEpoch, kmsg.StringPtr(cm.metadata)
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		out = append(out, rt)
+	}
+	return 0, out
+}
+
+func (c *Coordinator) offsetDelete(r *kmsg.OffsetDeleteRequest) (kmsg.Response, Wait) {
+	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	c.mu.Lock()
+	partition := c.PartitionOf(r.Group)
+	log, ok := c.logs[partition]
+	g := c.groups[r.Group]
+	switch {
+	case !ok:
+		resp.ErrorCode = kerr.NotCoordinator.Code
+	case g == nil:
+		resp.ErrorCode = kerr.GroupIDNotFound.Code
+	}
+	if resp.ErrorCode != 0 {
+		c.mu.Unlock()
+		return resp, nil
+	}
+	var records []kv
+	var gone []topicPartition
+	for _, t := range r.Topics {
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition = p.Partition
+			if len(g.members) > 0 && g.protocolType == "consumer" {
+				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			} else {
+				records = append(records, kv{key: offsetKey(r.Group, t.Topic, p.Partition)})
+				gone = append(gone, topicPartition{t.Topic, p.Partition})
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	c.mu.Unlock()
+	if len(records) == 0 {
+		return resp, nil
+	}
+	batch, err := encodeBatch(records, c.cfg.Now())
+	if err != nil {
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil
+	}
+	return nil, func(ctx context.Context) kmsg.Response {
+		if _, err := log.Append(ctx, batch); err != nil {
+			resp.ErrorCode, resp.Topics = kerr.CoordinatorNotAvailable.Code, nil
+			return resp
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, tp := range gone {
+			delete(g.offsets, tp)
+		}
+		return resp
+	}
+}

@@ -1,0 +1,375 @@
+package group
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func newMemberID(clientID string) string {
+	var b [16]byte
+	rand.Read(b[:])
+	return clientID + "-" + hex.EncodeToString(b[:])
+}
+
+func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Response, Wait) {
+	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
+	resp.Generation = -1
+	fail := func(code int16) (kmsg.Response, Wait) {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	session := time.Duration(r.SessionTimeoutMillis) * time.Millisecond
+	rebalance := session
+	if r.Version >= 1 {
+		rebalance = time.Duration(r.RebalanceTimeoutMillis) * time.Millisecond
+	}
+	switch {
+	case r.Group == "":
+		return fail(kerr.InvalidGroupID.Code)
+	case session < c.cfg.MinSessionTimeout || session > c.cfg.MaxSessionTimeout:
+		return fail(kerr.InvalidSessionTimeout.Code)
+	}
+	protos := make([]protocol, len(r.Protocols))
+	for i, p := range r.Protocols {
+		protos[i] = protocol{name: p.Name, metadata: p.Metadata}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	partition := c.PartitionOf(r.Group)
+	if _, ok := c.logs[partition]; !ok {
+		return fail(kerr.NotCoordinator.Code)
+	}
+	g := c.groupLocked(r.Group, partition, true)
+	now := c.cfg.Now()
+	instanceID := deref(r.InstanceID)
+	memberID := r.MemberID
+	if memberID == "" {
+		memberID = newMemberID(client.ID)
+		if instanceID == "" && r.Version >= 4 {
+			// KIP-394: hand out the id first, so a client that never comes back leaves
+			// nothing behind in the group.
+			g.pending[memberID] = true
+			resp.MemberID = memberID
+			return fail(kerr.MemberIDRequired.Code)
+		}
+	} else if g.members[memberID] == nil && !g.pending[memberID] {
+		if instanceID == "" {
+			return fail(kerr.UnknownMemberID.Code)
+		}
+	}
+	if instanceID != "" {
+		// KIP-345: a static member's instance id owns one seat; a new join fences the old one.
+		for id, m := range g.members {
+			if m.instanceID == instanceID && id != memberID {
+				c.removeMemberLocked(g, m, kerr.FencedInstanceID.Code)
+			}
+		}
+	}
+	m := g.members[memberID]
+	if !g.supportsProtocols(r.ProtocolType, protos) && !(m != nil && len(g.members) == 1) {
+		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	if m == nil {
+		if c.cfg.MaxGroupSize > 0 && len(g.members) >= c.cfg.MaxGroupSize {
+			delete(g.pending, memberID)
+			return fail(kerr.GroupMaxSizeReached.Code)
+		}
+		m = &member{id: memberID}
+		g.members[memberID] = m
+	}
+	delete(g.pending, memberID)
+	if len(g.members) == 1 {
+		g.protocolType = r.ProtocolType
+	}
+	m.instanceID, m.clientID, m.host, m.protocolType, m.protocols = instanceID, client.ID, client.Host, r.ProtocolType, protos
+	m.sessionTimeout, m.rebalanceTimeout, m.lastHeard = session, rebalance, now
+	if m.join != nil {
+		m.join <- joinResult{code: kerr.RebalanceInProgress.Code, memberID: memberID}
+	}
+	ch := make(chan joinResult, 1)
+	m.join = ch
+	if g.state != statePreparingRebalance {
+		c.prepareRebalanceLocked(g)
+	}
+	c.maybeCompleteJoinLocked(g)
+	return nil, func(ctx context.Context) kmsg.Response {
+		var res joinResult
+		select {
+		case res = <-ch:
+		case <-ctx.Done():
+			res = joinResult{code: kerr.RebalanceInProgress.Code, memberID: memberID}
+		}
+		resp.ErrorCode, resp.Generation, resp.LeaderID, resp.MemberID = res.code, res.generation, res.leader, res.memberID
+		if res.code == 0 {
+			resp.Protocol = kmsg.StringPtr(res.protocol)
+			resp.ProtocolType = kmsg.StringPtr(r.ProtocolType)
+			resp.Members = res.members
+		} else {
+			resp.Generation = -1
+		}
+		return resp
+	}
+}
+
+// prepareRebalanceLocked starts a join phase: members have until the rebalance timeout to
+// rejoin. A new group first waits the initial delay so that members starting together
+// join one rebalance instead of many.
+func (c *Coordinator) prepareRebalanceLocked(g *group) {
+	if g.state == stateCompletingRebalance {
+		g.failSyncs(kerr.RebalanceInProgress.Code)
+	}
+	wasEmpty := g.state == stateEmpty
+	g.setState(statePreparingRebalance, c.cfg.Now())
+	if g.joinDeadline != nil {
+		g.joinDeadline.Stop()
+	}
+	delay := g.maxRebalanceTimeout()
+	g.delaying = false
+	if wasEmpty && c.cfg.InitialRebalanceDelay > 0 {
+		delay = min(delay, c.cfg.InitialRebalanceDelay)
+		g.delaying = true
+	}
+	gen := g.generation
+	g.joinDeadline = time.AfterFunc(delay, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.groups[g.id] != g || g.state != statePreparingRebalance || g.generation != gen {
+			return
+		}
+		g.delaying = false
+		c.completeJoinLocked(g)
+	})
+}
+
+func (c *Coordinator) maybeCompleteJoinLocked(g *group) {
+	if g.state == statePreparingRebalance && !g.delaying && g.allRejoined() {
+		c.completeJoinLocked(g)
+	}
+}
+
+// completeJoinLocked ends the join phase: members that did not rejoin are dropped, the
+// generation moves on, and every waiting JoinGroup is answered (the leader with the members).
+func (c *Coordinator) completeJoinLocked(g *group) {
+	if g.joinDeadline != nil {
+		g.joinDeadline.Stop()
+	}
+	now := c.cfg.Now()
+	for id, m := range g.members {
+		if m.join == nil {
+			delete(g.members, id)
+		}
+	}
+	g.generation++
+	if len(g.members) == 0 {
+		g.protocol, g.leader = "", ""
+		g.setState(stateEmpty, now)
+		c.persistLocked(g, []kv{{groupKey(g.id), g.metadataValue(now)}})
+		return
+	}
+	g.protocol = g.selectProtocol()
+	if _, ok := g.members[g.leader]; !ok {
+		ids := make([]string, 0, len(g.members))
+		for id := range g.members {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		g.leader = ids[0]
+	}
+	g.setState(stateCompletingRebalance, now)
+	var all []kmsg.JoinGroupResponseMember
+	for _, m := range g.members {
+		jm := kmsg.NewJoinGroupResponseMember()
+		jm.MemberID, jm.ProtocolMetadata = m.id, m.metadataFor(g.protocol)
+		if m.instanceID != "" {
+			jm.InstanceID = kmsg.StringPtr(m.instanceID)
+		}
+		all = append(all, jm)
+	}
+	for _, m := range g.members {
+		res := joinResult{generation: g.generation, protocol: g.protocol, leader: g.leader, memberID: m.id}
+		if m.id == g.leader {
+			res.members = all
+		}
+		m.join <- res
+		m.join = nil
+		m.lastHeard = now
+	}
+}
+
+func (c *Coordinator) syncGroup(r *kmsg.SyncGroupRequest) (kmsg.Response, Wait) {
+	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, m, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+	if code == 0 && r.ProtocolType != nil && *r.ProtocolType != g.protocolType ||
+		code == 0 && r.Protocol != nil && *r.Protocol != g.protocol {
+		code = kerr.InconsistentGroupProtocol.Code
+	}
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	m.lastHeard = c.cfg.Now()
+	switch g.state {
+	case statePreparingRebalance:
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		return resp, nil
+	case stateStable:
+		resp.MemberAssignment = m.assignment
+		resp.ProtocolType, resp.Protocol = kmsg.StringPtr(g.protocolType), kmsg.StringPtr(g.protocol)
+		return resp, nil
+	}
+	ch := make(chan syncResult, 1)
+	m.sync = ch
+	if m.id == g.leader {
+		for _, mm := range g.members {
+			mm.assignment = nil
+		}
+		for _, a := range r.GroupAssignment {
+			if mm, ok := g.members[a.MemberID]; ok {
+				mm.assignment = a.MemberAssignment
+			}
+		}
+		now := c.cfg.Now()
+		g.setState(stateStable, now)
+		for _, mm := range g.members {
+			if mm.sync != nil {
+				mm.sync <- syncResult{assignment: mm.assignment}
+				mm.sync = nil
+			}
+		}
+		c.persistLocked(g, []kv{{groupKey(g.id), g.metadataValue(now)}})
+	}
+	protocolType, proto := g.protocolType, g.protocol
+	return nil, func(ctx context.Context) kmsg.Response {
+		select {
+		case res := <-ch:
+			resp.ErrorCode, resp.MemberAssignment = res.code, res.assignment
+		case <-ctx.Done():
+			resp.ErrorCode = kerr.RebalanceInProgress.Code
+		}
+		if resp.ErrorCode == 0 {
+			resp.ProtocolType, resp.Protocol = kmsg.StringPtr(protocolType), kmsg.StringPtr(proto)
+		}
+		return resp
+	}
+}
+
+// memberLocked finds a member of a loaded group at the given generation.
+func (c *Coordinator) memberLocked(groupID, memberID string, generation int32) (*group, *member, int16) {
+	partition := c.PartitionOf(groupID)
+	if _, ok := c.logs[partition]; !ok {
+		return nil, nil, kerr.NotCoordinator.Code
+	}
+	g := c.groups[groupID]
+	if g == nil {
+		return nil, nil, kerr.UnknownMemberID.Code
+	}
+	m := g.members[memberID]
+	switch {
+	case m == nil:
+		return g, nil, kerr.UnknownMemberID.Code
+	case generation != g.generation:
+		return g, m, kerr.IllegalGeneration.Code
+	}
+	return g, m, 0
+}
+
+func (c *Coordinator) heartbeat(r *kmsg.HeartbeatRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, m, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+	if m != nil {
+		m.lastHeard = c.cfg.Now()
+	}
+	if code == 0 && g.state == statePreparingRebalance {
+		code = kerr.RebalanceInProgress.Code
+	}
+	resp.ErrorCode = code
+	return resp
+}
+
+func (c *Coordinator) leave(r *kmsg.LeaveGroupRequest) kmsg.Response {
+	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.logs[c.PartitionOf(r.Group)]; !ok {
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp
+	}
+	g := c.groups[r.Group]
+	leaving := r.Members
+	if r.Version < 3 {
+		leaving = []kmsg.LeaveGroupRequestMember{{MemberID: r.MemberID}}
+	}
+	changed := false
+	for _, l := range leaving {
+		rm := kmsg.NewLeaveGroupResponseMember()
+		rm.MemberID, rm.InstanceID = l.MemberID, l.InstanceID
+		var m *member
+		if g != nil {
+			m = g.members[l.MemberID]
+			if m == nil && l.InstanceID != nil {
+				for _, mm := range g.members {
+					if mm.instanceID == *l.InstanceID {
+						m = mm
+					}
+				}
+			}
+		}
+		if m == nil {
+			rm.ErrorCode = kerr.UnknownMemberID.Code
+		} else {
+			c.removeMemberLocked(g, m, kerr.UnknownMemberID.Code)
+			changed = true
+		}
+		resp.Members = append(resp.Members, rm)
+	}
+	if r.Version < 3 {
+		resp.ErrorCode = resp.Members[0].ErrorCode
+		resp.Members = nil
+	}
+	if changed {
+		c.membersChangedLocked(g)
+	}
+	return resp
+}
+
+// removeMemberLocked takes a member out, answering its waiting requests with code.
+func (c *Coordinator) removeMemberLocked(g *group, m *member, code int16) {
+	if m.join != nil {
+		m.join <- joinResult{code: code, memberID: m.id}
+		m.join = nil
+	}
+	if m.sync != nil {
+		m.sync <- syncResult{code: code}
+		m.sync = nil
+	}
+	delete(g.members, m.id)
+}
+
+// membersChangedLocked reacts to members leaving or expiring.
+func (c *Coordinator) membersChangedLocked(g *group) {
+	now := c.cfg.Now()
+	switch {
+	case len(g.members) == 0 && g.state != statePreparingRebalance:
+		if g.joinDeadline != nil {
+			g.joinDeadline.Stop()
+		}
+		g.generation++
+		g.protocol, g.leader = "", ""
+		g.setState(stateEmpty, now)
+		c.persistLocked(g, []kv{{groupKey(g.id), g.metadataValue(now)}})
+	case g.state == stateStable || g.state == stateCompletingRebalance:
+		c.prepareRebalanceLocked(g)
+	default:
+		c.maybeCompleteJoinLocked(g)
+	}
+}
