@@ -20,6 +20,8 @@ func startBroker(t testing.TB, dir string) (*Broker, func()) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	noDelay := time.Duration(0)
+	cfg.GroupInitialRebalanceDelay = &noDelay
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

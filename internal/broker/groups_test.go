@@ -1,0 +1,217 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestGroupSharesPartitionsAndSurvivesRestart: three franz-go members split 12 partitions,
+// one leaves and its partitions move, every record is consumed, and committed offsets
+// survive a broker restart.
+func TestGroupSharesPartitionsAndSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := startBroker(t, dir)
+	admin := client(t, b)
+	createTopic(t, admin, "work", 12, nil)
+	prod := client(t, b, kgo.DefaultProduceTopic("work"))
+	ctx := testContext(t)
+	const total = 1200
+	for i := 0; i < total; i++ {
+		prod.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	owned := map[int32]int{} // partition -> member
+	newMember := func(id int) *kgo.Client {
+		return client(t, b, kgo.ConsumerGroup("workers"), kgo.ConsumeTopics("work"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(300*time.Millisecond), kgo.DisableAutoCommit(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				for _, p := range m["work"] {
+					owned[p] = id
+				}
+				mu.Unlock()
+			}))
+	}
+	members := []*kgo.Client{newMember(0), newMember(1), newMember(2)}
+	poll := func(cl *kgo.Client) {
+		pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		f := cl.PollFetches(pctx)
+		f.EachRecord(func(r *kgo.Record) {
+			mu.Lock()
+			seen[string(r.Value)]++
+			mu.Unlock()
+		})
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+			t.Logf("commit: %v", err)
+		}
+	}
+	deadline := time.Now().Add(45 * time.Second)
+	for len(seen) < total && time.Now().Before(deadline) {
+		for _, m := range members {
+			poll(m)
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("consumed %d of %d distinct records", len(seen), total)
+	}
+	mu.Lock()
+	distinct := map[int]bool{}
+	for _, m := range owned {
+		distinct[m] = true
+	}
+	mu.Unlock()
+	if len(distinct) < 2 {
+		t.Fatalf("partitions were not shared: owners %v", owned)
+	}
+	// One member leaves; what it owned moves to the others.
+	members[2].Close()
+	members = members[:2]
+	for i := 0; i < 120; i++ {
+		prod.Produce(ctx, &kgo.Record{Partition: int32(i % 12), Value: []byte(fmt.Sprint(total + i))}, nil)
+	}
+	prod.Flush(ctx)
+	deadline = time.Now().Add(45 * time.Second)
+	for len(seen) < total+120 && time.Now().Before(deadline) {
+		for _, m := range members {
+			poll(m)
+		}
+	}
+	if len(seen) != total+120 {
+		t.Fatalf("after a member left: consumed %d of %d", len(seen), total+120)
+	}
+	dups := 0
+	for _, n := range seen {
+		dups += n - 1
+	}
+	t.Logf("consumed %d distinct records, %d duplicates", len(seen), dups)
+	for _, m := range members {
+		m.Close()
+	}
+	before, err := kadm.NewClient(admin).FetchOffsets(ctx, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	before.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	if sum != total+120 {
+		t.Fatalf("committed offsets add up to %d, want %d", sum, total+120)
+	}
+	admin.Close()
+	prod.Close()
+	stop()
+
+	b, _ = startBroker(t, dir)
+	after, err := kadm.NewClient(client(t, b)).FetchOffsets(testContext(t), "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sumAfter int64
+	after.Each(func(o kadm.OffsetResponse) { sumAfter += o.At })
+	if sumAfter != sum {
+		t.Fatalf("committed offsets after restart add up to %d, want %d", sumAfter, sum)
+	}
+}
+
+// TestGroupProtocolErrors drives the coordinator with raw requests.
+func TestGroupProtocolErrors(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "g", 2, nil)
+	join := func(member string) *kmsg.JoinGroupResponse {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.MemberID, req.ProtocolType = "raw", member, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 6000, 10000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", []byte{0}
+		req.Protocols = append(req.Protocols, p)
+		return request[*kmsg.JoinGroupResponse](t, cl, req)
+	}
+	first := join("")
+	if first.ErrorCode != kerr.MemberIDRequired.Code || first.MemberID == "" {
+		t.Fatalf("first join: %+v", first)
+	}
+	second := join(first.MemberID)
+	if second.ErrorCode != 0 || second.LeaderID != first.MemberID || len(second.Members) != 1 || second.Generation != 1 {
+		t.Fatalf("second join: %+v", second)
+	}
+	if r := join("who-is-this"); r.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("unknown member join: %+v", r)
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "raw", first.MemberID, second.Generation
+	a := kmsg.NewSyncGroupRequestGroupAssignment()
+	a.MemberID, a.MemberAssignment = first.MemberID, []byte("mine")
+	sync.GroupAssignment = append(sync.GroupAssignment, a)
+	if r := request[*kmsg.SyncGroupResponse](t, cl, sync); r.ErrorCode != 0 || string(r.MemberAssignment) != "mine" {
+		t.Fatalf("sync: %+v", r)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "raw", first.MemberID, 99
+	if r := request[*kmsg.HeartbeatResponse](t, cl, hb); r.ErrorCode != kerr.IllegalGeneration.Code {
+		t.Fatalf("stale generation heartbeat: %+v", r)
+	}
+	commit := func(topic string, partition int32, generation int32, member string) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation, req.MemberID = "raw", generation, member
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = partition, 5
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return request[*kmsg.OffsetCommitResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit("g", 1, second.Generation, first.MemberID); code != 0 {
+		t.Fatalf("commit: %d", code)
+	}
+	if code := commit("nope", 0, second.Generation, first.MemberID); code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("commit to unknown topic: %d", code)
+	}
+	if code := commit("g", 7, second.Generation, first.MemberID); code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("commit to unknown partition: %d", code)
+	}
+	if code := commit("g", 0, second.Generation-1, first.MemberID); code != kerr.IllegalGeneration.Code {
+		t.Fatalf("commit with a stale generation: %d", code)
+	}
+	if code := commit("g", 0, -1, ""); code != kerr.IllegalGeneration.Code {
+		t.Fatalf("commit from outside a group with members: %d", code)
+	}
+	// Deleting a group with members is refused; after the member's session expires the
+	// group is empty and can be deleted, and its offsets go with it.
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t)
+	if r, _ := adm.DeleteGroup(ctx, "raw"); r.Err == nil {
+		t.Fatal("deleted a group that has members")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := adm.DescribeGroups(ctx, "raw")
+		if err == nil && d["raw"].State == "Empty" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member did not expire: %+v", d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r, err := adm.DeleteGroup(ctx, "raw"); err != nil || r.Err != nil {
+		t.Fatalf("delete empty group: %v %v", err, r.Err)
+	}
+	offsets, _ := adm.FetchOffsets(ctx, "raw")
+	if len(offsets) != 0 {
+		t.Fatalf("offsets after delete: %+v", offsets)
+	}
+}
