@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -20,6 +21,9 @@ func startBroker(t testing.TB, dir string) (*Broker, func()) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() && os.Getenv("STRAND_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	noDelay := time.Duration(0)
 	cfg.GroupInitialRebalanceDelay = &noDelay
 	b, err := New(cfg)

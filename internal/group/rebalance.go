@@ -121,6 +121,7 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 // rejoin. A new group first waits the initial delay so that members starting together
 // join one rebalance instead of many.
 func (c *Coordinator) prepareRebalanceLocked(g *group) {
+	c.cfg.Logger.Info("group rebalancing", "group", g.id, "state", g.state.String(), "members", len(g.members))
 	if g.state == stateCompletingRebalance {
 		g.failSyncs(kerr.RebalanceInProgress.Code)
 	}
@@ -182,6 +183,7 @@ func (c *Coordinator) completeJoinLocked(g *group) {
 		g.leader = ids[0]
 	}
 	g.setState(stateCompletingRebalance, now)
+	c.cfg.Logger.Info("group rebalanced", "group", g.id, "generation", g.generation, "members", len(g.members), "protocol", g.protocol)
 	var all []kmsg.JoinGroupResponseMember
 	for _, m := range g.members {
 		jm := kmsg.NewJoinGroupResponseMember()
