@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/strand-data/strand/test/harness"
 )
@@ -106,4 +110,71 @@ func TestCLIErrors(t *testing.T) {
 	if _, errOut, err := strand(t, nil, "", "serve", "--fsync", "sometimes"); err == nil || !strings.Contains(errOut, "fsync") {
 		t.Fatalf("bad --fsync: %v %q", err, errOut)
 	}
+}
+
+func TestCLIGroups(t *testing.T) {
+	node := harness.Start(t, harness.Options{})
+	env := []string{"STRAND_BROKERS=" + node.KafkaAddr}
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, err := strand(t, env, "", args...)
+		if err != nil {
+			t.Fatalf("strand %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+		return out
+	}
+	must("topic", "create", "lagging", "--partitions", "2")
+	if _, errOut, err := strand(t, env, "1\n2\n3\n4\n", "produce", "lagging", "--partition", "0"); err != nil {
+		t.Fatal(errOut)
+	}
+	// A group that only commits offsets (no members), as tools and Kafka Connect do.
+	adm := kadm.NewClient(node.Client(t))
+	ctx := harness.Context(t, time.Minute)
+	commit := kadm.Offsets{}
+	commit.Add(kadm.Offset{Topic: "lagging", Partition: 0, At: 1})
+	if resp, err := adm.CommitOffsets(ctx, "reporting", commit); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	if out := must("group", "list"); !strings.Contains(out, "reporting") {
+		t.Fatalf("group list: %q", out)
+	}
+	var desc struct {
+		Offsets []lagRow `json:"offsets"`
+	}
+	if err := json.Unmarshal([]byte(must("group", "describe", "reporting", "--format", "json")), &desc); err != nil {
+		t.Fatal(err)
+	}
+	if len(desc.Offsets) != 1 || desc.Offsets[0].Committed != 1 || desc.Offsets[0].End != 4 || desc.Offsets[0].Lag != 3 {
+		t.Fatalf("describe: %+v", desc)
+	}
+	resp, err := http.Get("http://" + node.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `strand_consumer_group_lag{group="reporting",partition="0",topic="lagging"} 3`) {
+		t.Fatalf("lag metric missing:\n%s", grepLines(string(metrics), "consumer_group"))
+	}
+	must("group", "reset-offsets", "reporting", "--topic", "lagging", "--to", "latest")
+	if err := json.Unmarshal([]byte(must("group", "describe", "reporting", "--format", "json")), &desc); err != nil {
+		t.Fatal(err)
+	}
+	if desc.Offsets[0].Lag != 0 || desc.Offsets[0].Committed != 4 {
+		t.Fatalf("after reset to latest: %+v", desc)
+	}
+	must("group", "delete", "reporting")
+	if out := must("group", "list"); strings.Contains(out, "reporting") {
+		t.Fatalf("group still listed after delete: %q", out)
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -22,7 +22,7 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_records_out_total", Help: "Records sent to consumers, by topic (whole batches, so records before the fetch offset in the first batch count too)."}, []string{"topic"}),
 		produceErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_produce_errors_total", Help: "Partition produce failures, by Kafka error code."}, []string{"code"}),
 	}
-	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.produceErr, &partitionCollector{b: b})
+	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.produceErr, &partitionCollector{b: b}, &lagCollector{b: b})
 	return m
 }
 
@@ -54,5 +54,35 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogStart, prometheus.GaugeValue, float64(l.LogStartOffset()), labels...)
 		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(p.HighWatermark()), labels...)
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(l.Size()), labels...)
+	}
+}
+
+// lagCollector reports each group's committed offsets and lag at scrape time.
+type lagCollector struct{ b *Broker }
+
+var (
+	descCommitted = prometheus.NewDesc("strand_consumer_group_committed_offset", "Committed offset of a group on a partition.", []string{"group", "topic", "partition"}, nil)
+	descLag       = prometheus.NewDesc("strand_consumer_group_lag", "High watermark minus committed offset.", []string{"group", "topic", "partition"}, nil)
+)
+
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCommitted
+	ch <- descLag
+}
+
+func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.b.groups == nil {
+		return
+	}
+	for group, topics := range c.b.groups.CommittedOffsets() {
+		for topic, parts := range topics {
+			for partition, offset := range parts {
+				labels := []string{group, topic, strconv.Itoa(int(partition))}
+				ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(offset), labels...)
+				if p, ok := c.b.partition(topic, partition); ok {
+					ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(max(0, p.HighWatermark()-offset)), labels...)
+				}
+			}
+		}
 	}
 }
