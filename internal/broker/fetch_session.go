@@ -67,7 +67,9 @@ func (s *fetchSessions) resolve(req *kmsg.FetchRequest) (items []fetchItem, sess
 	switch {
 	case req.SessionID == 0 && req.SessionEpoch == -1:
 		return itemsOf(req), nil, false, 0
-	case req.SessionID == 0 && req.SessionEpoch == 0:
+	case req.SessionEpoch == 0:
+		// A full fetch that opens a session; a non-zero id names an old session to close.
+		delete(s.byID, req.SessionID)
 		sess = &fetchSession{id: s.newID(), epoch: 1, index: map[topicPartition]*sessionPartition{}, lastUsed: time.Now()}
 		for _, it := range itemsOf(req) {
 			sess.upsert(it)

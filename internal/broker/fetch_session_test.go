@@ -67,4 +67,14 @@ func TestFetchSessions(t *testing.T) {
 	if bad := request[*kmsg.FetchResponse](t, cl, sessionFetch(id, 4, "sess")); bad.ErrorCode != 70 {
 		t.Fatalf("closed session still usable: %+v", bad)
 	}
+	// Epoch 0 with an existing id (a client resetting its session, as franz-go does after
+	// an error) closes that session and opens a new one.
+	second := request[*kmsg.FetchResponse](t, cl, sessionFetch(0, 0, "sess", 0)).SessionID
+	reset := request[*kmsg.FetchResponse](t, cl, sessionFetch(second, 0, "sess", 0, 2))
+	if reset.ErrorCode != 0 || reset.SessionID == 0 || reset.SessionID == second || len(reset.Topics[0].Partitions) != 2 {
+		t.Fatalf("reset to epoch 0: %+v", reset)
+	}
+	if bad := request[*kmsg.FetchResponse](t, cl, sessionFetch(second, 1, "sess")); bad.ErrorCode != 70 {
+		t.Fatalf("the replaced session is still usable: %+v", bad)
+	}
 }
