@@ -66,3 +66,20 @@ func printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// withAdmin runs a command body with the output format, an admin client and the command's
+// deadline, releasing the client when the body returns.
+func withAdmin(fn func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		asJSON, err := jsonOutput(cmd)
+		if err != nil {
+			return err
+		}
+		adm, ctx, done, err := openAdmin(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return fn(cmd, args, ctx, adm, asJSON)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func newClusterCmd() *cobra.Command {
@@ -16,16 +17,7 @@ func newClusterCmd() *cobra.Command {
 		Use:   "info",
 		Short: "Show the cluster id, controller and brokers",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := jsonOutput(cmd)
-			if err != nil {
-				return err
-			}
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			m, err := adm.BrokerMetadata(ctx)
 			if err != nil {
 				return err
@@ -53,7 +45,7 @@ func newClusterCmd() *cobra.Command {
 			w.Write([]byte("\n"))
 			printTable(w, []string{"BROKER", "HOST", "PORT"}, rows)
 			return nil
-		},
+		}),
 	})
 	return cmd
 }

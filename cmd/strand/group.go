@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -22,16 +23,7 @@ func newGroupListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List consumer groups",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := jsonOutput(cmd)
-			if err != nil {
-				return err
-			}
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			groups, err := adm.ListGroups(ctx)
 			if err != nil {
 				return err
@@ -52,7 +44,7 @@ func newGroupListCmd() *cobra.Command {
 			}
 			printTable(cmd.OutOrStdout(), []string{"GROUP", "STATE", "PROTOCOL-TYPE"}, table)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -70,16 +62,7 @@ func newGroupDescribeCmd() *cobra.Command {
 		Use:   "describe GROUP",
 		Short: "Show a group's members, assignments, committed offsets and lag",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := jsonOutput(cmd)
-			if err != nil {
-				return err
-			}
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			described, err := adm.DescribeGroups(ctx, args[0])
 			if err != nil {
 				return err
@@ -152,7 +135,7 @@ func newGroupDescribeCmd() *cobra.Command {
 			}
 			printTable(w, []string{"TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"}, table)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -238,12 +221,7 @@ func newGroupDeleteCmd() *cobra.Command {
 		Use:   "delete GROUP...",
 		Short: "Delete empty groups and their committed offsets",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			resps, err := adm.DeleteGroups(ctx, args...)
 			if err != nil {
 				return err
@@ -258,6 +236,6 @@ func newGroupDeleteCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", r.Group)
 			}
 			return failed
-		},
+		}),
 	}
 }

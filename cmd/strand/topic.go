@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -75,16 +76,7 @@ func newTopicListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List topics",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := jsonOutput(cmd)
-			if err != nil {
-				return err
-			}
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			topics, err := adm.ListTopicsWithInternal(ctx)
 			if err != nil {
 				return err
@@ -112,7 +104,7 @@ func newTopicListCmd() *cobra.Command {
 			}
 			printTable(cmd.OutOrStdout(), []string{"TOPIC", "PARTITIONS", "REPLICAS", "INTERNAL"}, table)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -121,16 +113,7 @@ func newTopicDescribeCmd() *cobra.Command {
 		Use:   "describe TOPIC",
 		Short: "Show a topic's partitions, offsets and configs",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := jsonOutput(cmd)
-			if err != nil {
-				return err
-			}
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			topics, err := adm.ListTopics(ctx, args[0])
 			if err != nil {
 				return err
@@ -198,7 +181,7 @@ func newTopicDescribeCmd() *cobra.Command {
 			fmt.Fprintln(w)
 			printTable(w, []string{"CONFIG", "VALUE", "SOURCE"}, configRows)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -215,12 +198,7 @@ func newTopicDeleteCmd() *cobra.Command {
 		Use:   "delete TOPIC...",
 		Short: "Delete topics and their data",
 		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			adm, ctx, done, err := openAdmin(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
 			resps, err := adm.DeleteTopics(ctx, args...)
 			if err != nil {
 				return err
@@ -235,7 +213,7 @@ func newTopicDeleteCmd() *cobra.Command {
 				fmt.Printf("deleted topic %s\n", r.Topic)
 			}
 			return failed
-		},
+		}),
 	}
 }
 
