@@ -52,6 +52,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		MaxSessionTimeout:     time.Duration(s.BrokerConfigInt("group.max.session.timeout.ms")) * time.Millisecond,
 		InitialRebalanceDelay: b.groupInitialDelay(s),
 		MaxGroupSize:          int(s.BrokerConfigInt("group.max.size")),
+		OffsetsRetention:      time.Duration(s.BrokerConfigInt("offsets.retention.minutes")) * time.Minute,
 		Logger:                b.log,
 	}, b)
 	if _, ok := s.Topics[group.OffsetsTopic]; !ok {

@@ -22,6 +22,8 @@ type Config struct {
 	MaxSessionTimeout     time.Duration // group.max.session.timeout.ms
 	InitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms (negative: none)
 	MaxGroupSize          int           // group.max.size; 0 means no limit
+	OffsetsRetention      time.Duration // offsets.retention.minutes
+	RetentionCheck        time.Duration // offsets.retention.check.interval.ms
 	Now                   func() time.Time
 	Logger                *slog.Logger
 }
@@ -38,6 +40,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.InitialRebalanceDelay == 0 {
 		c.InitialRebalanceDelay = 3 * time.Second
+	}
+	if c.OffsetsRetention <= 0 {
+		c.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if c.RetentionCheck <= 0 {
+		c.RetentionCheck = 10 * time.Minute
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -219,10 +227,15 @@ func (c *Coordinator) expireLoop() {
 	defer c.wg.Done()
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	retention := time.NewTicker(c.cfg.RetentionCheck)
+	defer retention.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-retention.C:
+			c.expireOffsets()
+			continue
 		case <-t.C:
 		}
 		c.mu.Lock()
@@ -265,4 +278,37 @@ func (c *Coordinator) persistLocked(g *group, records []kv) {
 			c.cfg.Logger.Warn("writing group metadata", "group", g.id, "err", err)
 		}
 	}()
+}
+
+// expireOffsets drops committed offsets past offsets.retention.minutes (KIP-211): all of
+// an empty group's offsets once it has been empty that long, and, for groups that only
+// commit offsets and never join, each offset that long after its commit.
+func (c *Coordinator) expireOffsets() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Now()
+	for _, g := range c.groups {
+		if g.state != stateEmpty || len(g.offsets) == 0 {
+			continue
+		}
+		if _, ok := c.logs[g.partition]; !ok {
+			continue
+		}
+		var records []kv
+		for tp, o := range g.offsets {
+			expired := now.Sub(g.stateSince) >= c.cfg.OffsetsRetention
+			if g.protocolType == "" {
+				expired = now.Sub(time.UnixMilli(o.timestamp)) >= c.cfg.OffsetsRetention
+			}
+			if expired {
+				records = append(records, kv{key: offsetKey(g.id, tp.topic, tp.partition)})
+				delete(g.offsets, tp)
+			}
+		}
+		if len(records) > 0 {
+			c.cfg.Logger.Info("expired committed offsets", "group", g.id, "partitions", len(records))
+			c.persistLocked(g, records)
+			c.dropIfDeadLocked(g)
+		}
+	}
 }

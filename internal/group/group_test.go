@@ -116,3 +116,52 @@ func TestOffsetsAndGroupsReplay(t *testing.T) {
 		t.Fatalf("replayed offsets %v", got)
 	}
 }
+
+// TestOffsetRetention expires an offsets-only group's offsets by their commit time and
+// keeps younger ones; the expiry survives a replay.
+func TestOffsetRetention(t *testing.T) {
+	ctx := context.Background()
+	cfg := journal.DefaultConfig()
+	cfg.Logger = quiet()
+	l, err := journal.Open(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	now := time.UnixMilli(1_000_000_000_000)
+	clock := func() time.Time { return now }
+	coordCfg := Config{NumPartitions: 1, OffsetsRetention: time.Hour, Now: clock, Logger: quiet()}
+	c := NewCoordinator(coordCfg, fixedTopics{"t": 2})
+	if err := c.Load(ctx, 0, journalLog{l}); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(partition int32) {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "old", -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = partition, 7
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		_, wait := c.Handle(ctx, req, Client{})
+		wait(ctx)
+	}
+	commit(0)
+	now = now.Add(50 * time.Minute)
+	commit(1)
+	now = now.Add(20 * time.Minute) // partition 0's commit is 70 minutes old, partition 1's 20
+	c.expireOffsets()
+	c.Close() // waits for the tombstones to be written
+	if got := c.CommittedOffsets()["old"]["t"]; len(got) != 1 || got[1] != 7 {
+		t.Fatalf("after expiry %v", got)
+	}
+	replayed := NewCoordinator(coordCfg, fixedTopics{"t": 2})
+	defer replayed.Close()
+	if err := replayed.Load(ctx, 0, journalLog{l}); err != nil {
+		t.Fatal(err)
+	}
+	if got := replayed.CommittedOffsets()["old"]["t"]; len(got) != 1 || got[1] != 7 {
+		t.Fatalf("after replay %v", got)
+	}
+}
