@@ -262,3 +262,66 @@ func dumpGroup(t *testing.T, cl *kgo.Client, groupID string) {
 	off, _ := adm.FetchOffsets(ctx, groupID)
 	off.Each(func(o kadm.OffsetResponse) { t.Logf("committed %s[%d] = %d", o.Topic, o.Partition, o.At) })
 }
+
+// TestJoinStorm: members join and leave in bursts (bounded in count and time); the group
+// settles empty, and another group's committed offsets are untouched throughout.
+func TestJoinStorm(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	admin := client(t, b)
+	createTopic(t, admin, "storm", 6, nil)
+	ctx := testContext(t)
+	adm := kadm.NewClient(admin)
+	steady := kadm.Offsets{}
+	for p := int32(0); p < 6; p++ {
+		steady.Add(kadm.Offset{Topic: "storm", Partition: p, At: int64(100 + p)})
+	}
+	if resp, err := adm.CommitOffsets(ctx, "steady", steady); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	const rounds, perRound = 3, 8
+	var all []*kgo.Client
+	for round := 0; round < rounds; round++ {
+		var batch []*kgo.Client
+		for i := 0; i < perRound; i++ {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.KafkaAddr().String()), kgo.ConsumerGroup("storm"), kgo.ConsumeTopics("storm"),
+				kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(300*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, cl)
+		}
+		for _, cl := range batch {
+			pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			cl.PollFetches(pctx)
+			cancel()
+		}
+		// Half of this burst leaves at once.
+		for _, cl := range batch[:perRound/2] {
+			cl.Close()
+		}
+		all = append(all, batch[perRound/2:]...)
+	}
+	for _, cl := range all {
+		cl.Close()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := adm.DescribeGroups(ctx, "storm")
+		if err == nil && d["storm"].State == "Empty" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group did not settle empty: %+v %v", d["storm"], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got, err := adm.FetchOffsets(ctx, "steady")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 6; p++ {
+		if o, ok := got.Lookup("storm", p); !ok || o.At != int64(100+p) {
+			t.Fatalf("steady's offset for partition %d changed: %+v", p, o)
+		}
+	}
+}
