@@ -25,9 +25,15 @@ func TestGroupSharesPartitionsAndSurvivesRestart(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[string]int{}
 	owned := map[int32]int{} // partition -> member
+	revoked := map[int]int{} // member -> partitions revoked from it
 	newMember := func(id int) *kgo.Client {
 		return client(t, b, kgo.ConsumerGroup("workers"), kgo.ConsumeTopics("work"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(300*time.Millisecond), kgo.DisableAutoCommit(),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				revoked[id] += len(m["work"])
+				mu.Unlock()
+			}),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 				mu.Lock()
 				for _, p := range m["work"] {
@@ -93,7 +99,11 @@ func TestGroupSharesPartitionsAndSurvivesRestart(t *testing.T) {
 	if len(distinct) != 3 {
 		t.Fatalf("partitions were not shared by the three members: owners %v", owned)
 	}
-	// One member leaves; what it owned moves to the others.
+	// One member leaves; what it owned moves to the others. With cooperative-sticky (franz-go's
+	// default) the two that stay keep what they had: nothing is revoked from them.
+	mu.Lock()
+	revokedBefore := []int{revoked[0], revoked[1]}
+	mu.Unlock()
 	members[2].Close()
 	members = members[:2]
 	for i := 0; i < 120; i++ {
@@ -127,6 +137,11 @@ func TestGroupSharesPartitionsAndSurvivesRestart(t *testing.T) {
 	for _, n := range seen {
 		dups += n - 1
 	}
+	mu.Lock()
+	if revoked[0] != revokedBefore[0] || revoked[1] != revokedBefore[1] {
+		t.Errorf("partitions revoked from members that stayed: before %v, after [%d %d]", revokedBefore, revoked[0], revoked[1])
+	}
+	mu.Unlock()
 	t.Logf("consumed %d distinct records, %d duplicates", len(seen), dups)
 	for _, m := range members {
 		m.Close()
