@@ -78,3 +78,21 @@ func TestPythonGroups(t *testing.T) {
 		})
 	}
 }
+
+// TestLibrdkafkaCooperativeSticky: when a second librdkafka consumer joins with
+// cooperative-sticky, the first gives up only the partitions that move.
+func TestLibrdkafkaCooperativeSticky(t *testing.T) {
+	python := need(t, "/usr/bin/python3")
+	if err := exec.Command(python, "-c", "import confluent_kafka").Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("confluent-kafka is not installed for %s", python)
+		}
+		t.Skipf("confluent-kafka is not installed for %s", python)
+	}
+	node := harness.Start(t, harness.Options{})
+	if _, err := kadm.NewClient(node.Client(t)).CreateTopic(harness.Context(t, time.Minute), 6, 1, nil, "coop"); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "", python, filepath.Join("testdata", "librdkafka_cooperative.py"), node.KafkaAddr, "coop", "coop-group")
+	t.Logf("%s", strings.TrimSpace(out))
+}
