@@ -116,8 +116,8 @@ func apply(s *State, cmd command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := s.Topics[c.Name]; !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		if _, err := editableTopic(s, c.Name); err != nil {
+			return nil, err
 		}
 		delete(s.Topics, c.Name)
 		return nil, nil
@@ -126,11 +126,10 @@ func apply(s *State, cmd command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, ok := s.Topics[c.Name]
-		if !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		t, err := editableTopic(s, c.Name)
+		if err != nil {
+			return nil, err
 		}
-		t = t.clone()
 		for i, p := range c.Partitions {
 			if p.ID != int32(len(t.Partitions)) {
 				return nil, fmt.Errorf("%w: partition %d of %s out of order", ErrInvalidPartitions, i, c.Name)
@@ -144,11 +143,10 @@ func apply(s *State, cmd command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, ok := s.Topics[c.Name]
-		if !ok {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		t, err := editableTopic(s, c.Name)
+		if err != nil {
+			return nil, err
 		}
-		t = t.clone()
 		if c.Replace != nil {
 			for k, v := range c.Replace {
 				if err := validateConfig(topicDefs, k, v); err != nil {
@@ -183,6 +181,15 @@ func apply(s *State, cmd command) (any, error) {
 		return first, nil
 	}
 	return nil, fmt.Errorf("%w: unknown command %q", ErrInvalidRequest, cmd.Type)
+}
+
+// editableTopic returns a copy of a topic for a command to change and store back.
+func editableTopic(s *State, name string) (*Topic, error) {
+	t, ok := s.Topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	return t.clone(), nil
 }
 
 var topicNameChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
