@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 func newServeCmd() *cobra.Command {
 	d := broker.DefaultConfig()
 	var fsync, voters, logLevel string
+	var brokerConfigs []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Strand node (Kafka protocol and HTTP)",
@@ -43,6 +45,14 @@ func newServeCmd() *cobra.Command {
 				return fmt.Errorf("--fsync: %w", err)
 			}
 			d.Fsync = policy
+			d.StaticConfigs = map[string]string{}
+			for _, kv := range brokerConfigs {
+				name, value, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--broker-config %q: want name=value", kv)
+				}
+				d.StaticConfigs[name] = value
+			}
 			if voters != "" {
 				if d.Voters, err = cluster.ParseVoters(voters); err != nil {
 					return fmt.Errorf("--controller-voters: %w", err)
@@ -67,5 +77,6 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&d.ControllerAddr, "controller-addr", "", "metadata (raft) listen address; empty for a single node")
 	f.StringVar(&voters, "controller-voters", "", "metadata voters, e.g. 1@127.0.0.1:9093,2@127.0.0.2:9093")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringArrayVar(&brokerConfigs, "broker-config", nil, "a broker config fixed for this run, name=value (repeatable), e.g. group.consumer.session.timeout.ms=10000")
 	return cmd
 }

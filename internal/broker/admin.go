@@ -163,7 +163,7 @@ func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) kafka.R
 				continue
 			}
 			defs = cluster.BrokerConfigDefs()
-			lookup = s.BrokerConfig
+			lookup = func(n string) (string, cluster.ConfigSource, bool) { return b.brokerConfig(s, n) }
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			rr.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("resource type %d is not supported", r.ResourceType))

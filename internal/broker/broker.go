@@ -38,6 +38,44 @@ type Config struct {
 	Logger              *slog.Logger
 	// GroupInitialRebalanceDelay overrides group.initial.rebalance.delay.ms when set.
 	GroupInitialRebalanceDelay *time.Duration
+	// StaticConfigs are broker configs fixed for this node's run (`serve --broker-config`),
+	// as Kafka's server.properties: they override defaults and read-only configs.
+	StaticConfigs map[string]string
+}
+
+// ValidateStaticConfigs checks names and values of static broker configs.
+func ValidateStaticConfigs(configs map[string]string) error {
+	for name, v := range configs {
+		def, ok := cluster.BrokerConfigDef(name)
+		if !ok {
+			return fmt.Errorf("unknown broker config %q", name)
+		}
+		if def.Validate != nil {
+			if err := def.Validate(v); err != nil {
+				return fmt.Errorf("broker config %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// brokerConfig is a broker config's effective value on this node: a static value given
+// at start wins over the cluster's dynamic value and the default.
+func (b *Broker) brokerConfig(s *cluster.State, name string) (string, cluster.ConfigSource, bool) {
+	if v, ok := b.cfg.StaticConfigs[name]; ok {
+		return v, cluster.SourceStaticBroker, true
+	}
+	return s.BrokerConfig(name)
+}
+
+// brokerConfigInt is brokerConfig parsed as an integer.
+func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
+	if v, ok := b.cfg.StaticConfigs[name]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return s.BrokerConfigInt(name)
 }
 
 // DefaultConfig is a single node on loopback with data in ./strand-data.
@@ -85,6 +123,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("broker: empty data dir")
+	}
+	if err := ValidateStaticConfigs(cfg.StaticConfigs); err != nil {
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -41,19 +41,51 @@ func (b *Broker) PartitionCount(topic string) (int32, bool) {
 	return int32(len(t.Partitions)), true
 }
 
+// TopicID implements group.Topics.
+func (b *Broker) TopicID(topic string) ([16]byte, bool) {
+	t, ok := b.meta.State().Topics[topic]
+	if !ok {
+		return [16]byte{}, false
+	}
+	return t.ID, true
+}
+
+// TopicName implements group.Topics.
+func (b *Broker) TopicName(id [16]byte) (string, bool) {
+	for name, t := range b.meta.State().Topics {
+		if t.ID == id {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// TopicNames implements group.Topics.
+func (b *Broker) TopicNames() []string {
+	topics := b.meta.State().Topics
+	names := make([]string, 0, len(topics))
+	for name := range topics {
+		names = append(names, name)
+	}
+	return names
+}
+
 // startGroups creates __consumer_offsets if needed and the coordinator for its local
 // partitions.
 func (b *Broker) startGroups(ctx context.Context) error {
 	s := b.meta.State()
-	n := int32(s.BrokerConfigInt("offsets.topic.num.partitions"))
+	n := int32(b.brokerConfigInt(s, "offsets.topic.num.partitions"))
 	b.groups = group.NewCoordinator(group.Config{
-		NumPartitions:         n,
-		MinSessionTimeout:     time.Duration(s.BrokerConfigInt("group.min.session.timeout.ms")) * time.Millisecond,
-		MaxSessionTimeout:     time.Duration(s.BrokerConfigInt("group.max.session.timeout.ms")) * time.Millisecond,
-		InitialRebalanceDelay: b.groupInitialDelay(s),
-		MaxGroupSize:          int(s.BrokerConfigInt("group.max.size")),
-		OffsetsRetention:      time.Duration(s.BrokerConfigInt("offsets.retention.minutes")) * time.Minute,
-		Logger:                b.log,
+		NumPartitions:             n,
+		MinSessionTimeout:         time.Duration(b.brokerConfigInt(s, "group.min.session.timeout.ms")) * time.Millisecond,
+		MaxSessionTimeout:         time.Duration(b.brokerConfigInt(s, "group.max.session.timeout.ms")) * time.Millisecond,
+		InitialRebalanceDelay:     b.groupInitialDelay(s),
+		MaxGroupSize:              int(b.brokerConfigInt(s, "group.max.size")),
+		OffsetsRetention:          time.Duration(b.brokerConfigInt(s, "offsets.retention.minutes")) * time.Minute,
+		ConsumerSessionTimeout:    time.Duration(b.brokerConfigInt(s, "group.consumer.session.timeout.ms")) * time.Millisecond,
+		ConsumerHeartbeatInterval: time.Duration(b.brokerConfigInt(s, "group.consumer.heartbeat.interval.ms")) * time.Millisecond,
+		MaxConsumerGroupSize:      int(b.brokerConfigInt(s, "group.consumer.max.size")),
+		Logger:                    b.log,
 	}, b)
 	if _, ok := s.Topics[group.OffsetsTopic]; !ok {
 		_, err := b.createInternalTopic(ctx, cluster.TopicSpec{Name: group.OffsetsTopic, Partitions: n, ReplicationFactor: 1,
@@ -66,7 +98,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 }
 
 func (b *Broker) groupInitialDelay(s *cluster.State) time.Duration {
-	d := time.Duration(s.BrokerConfigInt("group.initial.rebalance.delay.ms")) * time.Millisecond
+	d := time.Duration(b.brokerConfigInt(s, "group.initial.rebalance.delay.ms")) * time.Millisecond
 	if b.cfg.GroupInitialRebalanceDelay != nil {
 		d = *b.cfg.GroupInitialRebalanceDelay
 	}

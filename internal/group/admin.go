@@ -26,7 +26,10 @@ func (c *Coordinator) describe(r *kmsg.DescribeGroupsRequest) kmsg.Response {
 			resp.Groups = append(resp.Groups, rg)
 			continue
 		}
-		rg.State, rg.ProtocolType, rg.Protocol = g.state.String(), g.protocolType, g.protocol
+		rg.State, rg.ProtocolType, rg.Protocol = g.stateName(), g.protocolType, g.protocol
+		if g.isConsumerGroup() {
+			rg.Members = c.describeConsumers(g)
+		}
 		for _, m := range g.members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
 			rm.MemberID, rm.ClientID, rm.ClientHost = m.id, m.clientID, m.host
@@ -50,11 +53,16 @@ func (c *Coordinator) list(r *kmsg.ListGroupsRequest) kmsg.Response {
 		if _, ok := c.logs[g.partition]; !ok {
 			continue
 		}
-		if len(r.StatesFilter) > 0 && !contains(r.StatesFilter, g.state.String()) {
+		groupType := "classic"
+		if g.isConsumerGroup() {
+			groupType = "consumer"
+		}
+		if len(r.StatesFilter) > 0 && !containsFold(r.StatesFilter, g.stateName()) ||
+			len(r.TypesFilter) > 0 && !containsFold(r.TypesFilter, groupType) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState = g.id, g.protocolType, g.state.String()
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.id, g.protocolType, g.stateName(), groupType
 		resp.Groups = append(resp.Groups, lg)
 	}
 	sort.Slice(resp.Groups, func(i, j int) bool { return resp.Groups[i].Group < resp.Groups[j].Group })
@@ -81,7 +89,7 @@ func (c *Coordinator) deleteGroups(r *kmsg.DeleteGroupsRequest) (kmsg.Response, 
 			rg.ErrorCode = kerr.NotCoordinator.Code
 		case g == nil:
 			rg.ErrorCode = kerr.GroupIDNotFound.Code
-		case len(g.members) > 0:
+		case g.hasMembers():
 			rg.ErrorCode = kerr.NonEmptyGroup.Code
 		default:
 			records := []kv{{key: groupKey(id)}}
@@ -108,7 +116,7 @@ func (c *Coordinator) deleteGroups(r *kmsg.DeleteGroupsRequest) (kmsg.Response, 
 				continue
 			}
 			c.mu.Lock()
-			if c.groups[d.group.id] == d.group && len(d.group.members) == 0 {
+			if c.groups[d.group.id] == d.group && !d.group.hasMembers() {
 				delete(c.groups, d.group.id)
 			}
 			c.mu.Unlock()

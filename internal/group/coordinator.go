@@ -10,9 +10,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Topics tells the coordinator which data partitions exist, to validate commits.
+// Topics tells the coordinator which topics and partitions exist: to validate commits
+// and, for KIP-848 groups, to resolve subscriptions and assign partitions.
 type Topics interface {
 	PartitionCount(topic string) (int32, bool)
+	TopicID(topic string) ([16]byte, bool)
+	TopicName(id [16]byte) (string, bool)
+	TopicNames() []string
 }
 
 // Config holds the coordinator's settings; zero values take Kafka's defaults.
@@ -24,8 +28,12 @@ type Config struct {
 	MaxGroupSize          int           // group.max.size; 0 means no limit
 	OffsetsRetention      time.Duration // offsets.retention.minutes
 	RetentionCheck        time.Duration // offsets.retention.check.interval.ms
-	Now                   func() time.Time
-	Logger                *slog.Logger
+	// KIP-848 consumer groups.
+	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms
+	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms
+	MaxConsumerGroupSize      int           // group.consumer.max.size; 0 means no limit
+	Now                       func() time.Time
+	Logger                    *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +54,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetentionCheck <= 0 {
 		c.RetentionCheck = 10 * time.Minute
+	}
+	if c.ConsumerSessionTimeout <= 0 {
+		c.ConsumerSessionTimeout = 45 * time.Second
+	}
+	if c.ConsumerHeartbeatInterval <= 0 {
+		c.ConsumerHeartbeatInterval = 5 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -134,7 +148,7 @@ func (c *Coordinator) groupLocked(id string, partition int32, create bool) *grou
 
 // dropIfDeadLocked forgets a group with no members, no offsets and no generation.
 func (c *Coordinator) dropIfDeadLocked(g *group) {
-	if len(g.members) == 0 && len(g.offsets) == 0 && g.state == stateEmpty {
+	if !g.hasMembers() && len(g.offsets) == 0 && g.state == stateEmpty {
 		delete(c.groups, g.id)
 	}
 }
@@ -183,6 +197,10 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request, client Clien
 		return c.deleteGroups(r)
 	case *kmsg.OffsetDeleteRequest:
 		return c.offsetDelete(r)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return c.consumerHeartbeat(r, client), nil
+	case *kmsg.ConsumerGroupDescribeRequest:
+		return c.consumerDescribe(r), nil
 	}
 	return nil, nil
 }
@@ -190,16 +208,18 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request, client Clien
 // SupportedVersions are the group APIs and versions this coordinator implements.
 func (c *Coordinator) SupportedVersions() []kmsg.ApiVersionsResponseApiKey {
 	return []kmsg.ApiVersionsResponseApiKey{
-		{ApiKey: int16(kmsg.OffsetCommit), MinVersion: 0, MaxVersion: 8},
-		{ApiKey: int16(kmsg.OffsetFetch), MinVersion: 0, MaxVersion: 8},
+		{ApiKey: int16(kmsg.OffsetCommit), MinVersion: 0, MaxVersion: 9},
+		{ApiKey: int16(kmsg.OffsetFetch), MinVersion: 0, MaxVersion: 9},
 		{ApiKey: int16(kmsg.JoinGroup), MinVersion: 0, MaxVersion: 9},
 		{ApiKey: int16(kmsg.Heartbeat), MinVersion: 0, MaxVersion: 4},
 		{ApiKey: int16(kmsg.LeaveGroup), MinVersion: 0, MaxVersion: 5},
 		{ApiKey: int16(kmsg.SyncGroup), MinVersion: 0, MaxVersion: 5},
 		{ApiKey: int16(kmsg.DescribeGroups), MinVersion: 0, MaxVersion: 5},
-		{ApiKey: int16(kmsg.ListGroups), MinVersion: 0, MaxVersion: 4},
+		{ApiKey: int16(kmsg.ListGroups), MinVersion: 0, MaxVersion: 5},
 		{ApiKey: int16(kmsg.DeleteGroups), MinVersion: 0, MaxVersion: 2},
 		{ApiKey: int16(kmsg.OffsetDelete), MinVersion: 0, MaxVersion: 0},
+		{ApiKey: int16(kmsg.ConsumerGroupHeartbeat), MinVersion: 0, MaxVersion: 1},
+		{ApiKey: int16(kmsg.ConsumerGroupDescribe), MinVersion: 0, MaxVersion: 1},
 	}
 }
 
@@ -241,6 +261,10 @@ func (c *Coordinator) expireLoop() {
 		c.mu.Lock()
 		now := c.cfg.Now()
 		for _, g := range c.groups {
+			if g.isConsumerGroup() {
+				c.expireConsumersLocked(g, now)
+				continue
+			}
 			expired := false
 			for id, m := range g.members {
 				if m.join == nil && m.sync == nil && now.Sub(m.lastHeard) > m.sessionTimeout {

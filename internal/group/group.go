@@ -79,6 +79,8 @@ type group struct {
 
 	joinDeadline *time.Timer // ends the join phase: rebalance timeout or initial delay
 	delaying     bool        // the initial rebalance delay of an empty group is running
+
+	consumer *consumerGroup // set while the group speaks KIP-848 ConsumerGroupHeartbeat
 }
 
 func newGroup(id string, partition int32, now time.Time) *group {
@@ -256,3 +258,41 @@ func deref(s *string) string {
 }
 
 var errUnknownMember = kerr.UnknownMemberID.Code
+
+// staticMember is the member holding a group.instance.id, if any.
+func (g *group) staticMember(instanceID string) *member {
+	if instanceID == "" {
+		return nil
+	}
+	for _, m := range g.members {
+		if m.instanceID == instanceID {
+			return m
+		}
+	}
+	return nil
+}
+
+// fencedInstance reports a request whose group.instance.id belongs to another member id
+// (KIP-345): an old incarnation of a static member that a restart replaced.
+func (g *group) fencedInstance(memberID string, instanceID *string) bool {
+	if instanceID == nil || *instanceID == "" {
+		return false
+	}
+	m := g.staticMember(*instanceID)
+	return m != nil && m.id != memberID
+}
+
+// joinMembers is what the leader's JoinGroup answer lists: every member's metadata for
+// the chosen protocol.
+func (g *group) joinMembers() []kmsg.JoinGroupResponseMember {
+	all := make([]kmsg.JoinGroupResponseMember, 0, len(g.members))
+	for _, m := range g.members {
+		jm := kmsg.NewJoinGroupResponseMember()
+		jm.MemberID, jm.ProtocolMetadata = m.id, m.metadataFor(g.protocol)
+		if m.instanceID != "" {
+			jm.InstanceID = kmsg.StringPtr(m.instanceID)
+		}
+		all = append(all, jm)
+	}
+	return all
+}

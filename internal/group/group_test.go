@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,24 @@ func (j journalLog) LogEndOffset() int64   { return j.l.LogEndOffset() }
 type fixedTopics map[string]int32
 
 func (f fixedTopics) PartitionCount(topic string) (int32, bool) { n, ok := f[topic]; return n, ok }
+func (f fixedTopics) TopicID(topic string) ([16]byte, bool) {
+	_, ok := f[topic]
+	var id [16]byte
+	copy(id[:], topic)
+	return id, ok
+}
+func (f fixedTopics) TopicName(id [16]byte) (string, bool) {
+	name := strings.TrimRight(string(id[:]), "\x00")
+	_, ok := f[name]
+	return name, ok
+}
+func (f fixedTopics) TopicNames() []string {
+	var names []string
+	for name := range f {
+		names = append(names, name)
+	}
+	return names
+}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -41,7 +41,7 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 	}
 	g := c.groups[r.Group]
 	if r.Generation >= 0 || r.MemberID != "" {
-		_, _, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+		_, _, code := c.memberLocked(r.Group, r.MemberID, r.InstanceID, r.Generation)
 		if code == 0 && g.state == statePreparingRebalance {
 			code = kerr.RebalanceInProgress.Code
 		}
@@ -49,7 +49,7 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 			c.mu.Unlock()
 			return all(code)
 		}
-	} else if g != nil && len(g.members) > 0 {
+	} else if g != nil && g.hasMembers() {
 		// A commit from outside the group while it has members.
 		c.mu.Unlock()
 		return all(kerr.IllegalGeneration.Code)
@@ -108,6 +108,12 @@ func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {
 				}
 			}
 			code, rts := c.offsetsLocked(rg.Group, topics)
+			if g := c.groups[rg.Group]; code == 0 && rg.MemberID != nil && g != nil && g.isConsumerGroup() {
+				// KIP-848: a member reads offsets at its current epoch.
+				if code = g.consumer.checkEpoch(*rg.MemberID, rg.MemberEpoch); code != 0 {
+					rts = nil
+				}
+			}
 			out := kmsg.NewOffsetFetchResponseGroup()
 			out.Group, out.ErrorCode = rg.Group, code
 			for _, t := range rts {
@@ -196,7 +202,7 @@ func (c *Coordinator) offsetDelete(r *kmsg.OffsetDeleteRequest) (kmsg.Response, 
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			rp.Partition = p.Partition
-			if len(g.members) > 0 && g.protocolType == "consumer" {
+			if g.hasMembers() && g.protocolType == "consumer" {
 				rp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else {
 				records = append(records, kv{key: offsetKey(r.Group, t.Topic, p.Partition)})

@@ -46,10 +46,36 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 		return fail(kerr.NotCoordinator.Code)
 	}
 	g := c.groupLocked(r.Group, partition, true)
+	if g.isConsumerGroup() {
+		if g.hasMembers() {
+			// KIP-848 groups take members through ConsumerGroupHeartbeat only.
+			return fail(kerr.InconsistentGroupProtocol.Code)
+		}
+		g.consumer, g.protocolType, g.protocol = nil, "", ""
+	}
 	now := c.cfg.Now()
 	instanceID := deref(r.InstanceID)
 	memberID := r.MemberID
-	if memberID == "" {
+	static := g.staticMember(instanceID)
+	switch {
+	case static != nil && memberID == "":
+		// KIP-345: a static member restarted. It takes its old seat under a new id.
+		m := c.replaceStaticMemberLocked(g, static, newMemberID(client.ID))
+		m.update(r, protos, client, session, rebalance, now)
+		if g.state == stateStable && g.protocolType == r.ProtocolType && m.supports(g.protocol) && g.selectProtocol() == g.protocol {
+			// Nothing the group agreed on changes: hand the seat back without a rebalance.
+			c.persistLocked(g, []kv{{groupKey(g.id), g.metadataValue(now)}})
+			resp.Generation, resp.LeaderID, resp.MemberID = g.generation, g.leader, m.id
+			resp.Protocol, resp.ProtocolType = kmsg.StringPtr(g.protocol), kmsg.StringPtr(g.protocolType)
+			if m.id == g.leader {
+				resp.Members, resp.SkipAssignment = g.joinMembers(), true
+			}
+			return resp, nil
+		}
+		return c.awaitJoinLocked(g, m, r, resp)
+	case static != nil && static.id != memberID:
+		return fail(kerr.FencedInstanceID.Code)
+	case memberID == "":
 		memberID = newMemberID(client.ID)
 		if instanceID == "" && r.Version >= 4 {
 			// KIP-394: hand out the id first, so a client that never comes back leaves
@@ -58,18 +84,8 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 			resp.MemberID = memberID
 			return fail(kerr.MemberIDRequired.Code)
 		}
-	} else if g.members[memberID] == nil && !g.pending[memberID] {
-		if instanceID == "" {
-			return fail(kerr.UnknownMemberID.Code)
-		}
-	}
-	if instanceID != "" {
-		// KIP-345: a static member's instance id owns one seat; a new join fences the old one.
-		for id, m := range g.members {
-			if m.instanceID == instanceID && id != memberID {
-				c.removeMemberLocked(g, m, kerr.FencedInstanceID.Code)
-			}
-		}
+	case g.members[memberID] == nil && !g.pending[memberID]:
+		return fail(kerr.UnknownMemberID.Code)
 	}
 	m := g.members[memberID]
 	if !g.supportsProtocols(r.ProtocolType, protos) && !(m != nil && len(g.members) == 1) {
@@ -87,8 +103,32 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 	if len(g.members) == 1 {
 		g.protocolType = r.ProtocolType
 	}
-	m.instanceID, m.clientID, m.host, m.protocolType, m.protocols = instanceID, client.ID, client.Host, r.ProtocolType, protos
+	m.update(r, protos, client, session, rebalance, now)
+	return c.awaitJoinLocked(g, m, r, resp)
+}
+
+func (m *member) update(r *kmsg.JoinGroupRequest, protos []protocol, client Client, session, rebalance time.Duration, now time.Time) {
+	m.instanceID, m.clientID, m.host, m.protocolType, m.protocols = deref(r.InstanceID), client.ID, client.Host, r.ProtocolType, protos
 	m.sessionTimeout, m.rebalanceTimeout, m.lastHeard = session, rebalance, now
+}
+
+// replaceStaticMemberLocked moves a static member's seat (its assignment, its leadership)
+// to a new member id; requests still waiting under the old id are fenced.
+func (c *Coordinator) replaceStaticMemberLocked(g *group, old *member, id string) *member {
+	c.removeMemberLocked(g, old, kerr.FencedInstanceID.Code)
+	m := &member{id: id, instanceID: old.instanceID, assignment: old.assignment, protocols: old.protocols}
+	g.members[id] = m
+	if g.leader == old.id {
+		g.leader = id
+	}
+	c.cfg.Logger.Info("static member rejoined", "group", g.id, "instance", old.instanceID, "old", old.id, "new", id)
+	return m
+}
+
+// awaitJoinLocked parks a member's JoinGroup until the join phase ends, starting one if
+// the group is not already rebalancing.
+func (c *Coordinator) awaitJoinLocked(g *group, m *member, r *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse) (kmsg.Response, Wait) {
+	memberID := m.id
 	if m.join != nil {
 		m.join <- joinResult{code: kerr.RebalanceInProgress.Code, memberID: memberID}
 	}
@@ -184,15 +224,7 @@ func (c *Coordinator) completeJoinLocked(g *group) {
 	}
 	g.setState(stateCompletingRebalance, now)
 	c.cfg.Logger.Info("group rebalanced", "group", g.id, "generation", g.generation, "members", len(g.members), "protocol", g.protocol)
-	var all []kmsg.JoinGroupResponseMember
-	for _, m := range g.members {
-		jm := kmsg.NewJoinGroupResponseMember()
-		jm.MemberID, jm.ProtocolMetadata = m.id, m.metadataFor(g.protocol)
-		if m.instanceID != "" {
-			jm.InstanceID = kmsg.StringPtr(m.instanceID)
-		}
-		all = append(all, jm)
-	}
+	all := g.joinMembers()
 	for _, m := range g.members {
 		res := joinResult{generation: g.generation, protocol: g.protocol, leader: g.leader, memberID: m.id}
 		if m.id == g.leader {
@@ -208,7 +240,10 @@ func (c *Coordinator) syncGroup(r *kmsg.SyncGroupRequest) (kmsg.Response, Wait) 
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g, m, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+	g, m, code := c.memberLocked(r.Group, r.MemberID, r.InstanceID, r.Generation)
+	if code == 0 && m == nil {
+		code = kerr.UnknownMemberID.Code // a classic request to a KIP-848 group
+	}
 	if code == 0 && r.ProtocolType != nil && *r.ProtocolType != g.protocolType ||
 		code == 0 && r.Protocol != nil && *r.Protocol != g.protocol {
 		code = kerr.InconsistentGroupProtocol.Code
@@ -263,8 +298,9 @@ func (c *Coordinator) syncGroup(r *kmsg.SyncGroupRequest) (kmsg.Response, Wait) 
 	}
 }
 
-// memberLocked finds a member of a loaded group at the given generation.
-func (c *Coordinator) memberLocked(groupID, memberID string, generation int32) (*group, *member, int16) {
+// memberLocked finds a member of a loaded group at the given generation. A consumer
+// (KIP-848) group checks the member epoch instead and returns no classic member.
+func (c *Coordinator) memberLocked(groupID, memberID string, instanceID *string, generation int32) (*group, *member, int16) {
 	partition := c.PartitionOf(groupID)
 	if _, ok := c.logs[partition]; !ok {
 		return nil, nil, kerr.NotCoordinator.Code
@@ -272,6 +308,12 @@ func (c *Coordinator) memberLocked(groupID, memberID string, generation int32) (
 	g := c.groups[groupID]
 	if g == nil {
 		return nil, nil, kerr.UnknownMemberID.Code
+	}
+	if g.isConsumerGroup() {
+		return g, nil, g.consumer.checkEpoch(memberID, generation)
+	}
+	if g.fencedInstance(memberID, instanceID) {
+		return g, nil, kerr.FencedInstanceID.Code
 	}
 	m := g.members[memberID]
 	switch {
@@ -287,7 +329,10 @@ func (c *Coordinator) heartbeat(r *kmsg.HeartbeatRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	g, m, code := c.memberLocked(r.Group, r.MemberID, r.Generation)
+	g, m, code := c.memberLocked(r.Group, r.MemberID, r.InstanceID, r.Generation)
+	if code == 0 && m == nil {
+		code = kerr.UnknownMemberID.Code // a classic request to a KIP-848 group
+	}
 	if m != nil {
 		m.lastHeard = c.cfg.Now()
 	}

@@ -19,17 +19,32 @@ import (
 	"github.com/strand-data/strand/test/harness"
 )
 
-const groupChildEnv = "STRAND_GROUP_CHILD_BROKER"
+const (
+	groupChildEnv     = "STRAND_GROUP_CHILD_BROKER"
+	groupChildNextGen = "STRAND_GROUP_CHILD_NEXT_GEN"
+)
 
-// TestGroupChild is TestGroupMemberKilled's child: one franz-go group member that consumes
-// and commits until it is killed.
+// memberOpts are the group options of every member of the kill tests. With nextGen the
+// members use KIP-848's ConsumerGroupHeartbeat (the broker assigns); the session timeout
+// then is the broker's group.consumer.session.timeout.ms.
+func memberOpts(nextGen bool) []kgo.Opt {
+	opts := []kgo.Opt{kgo.ConsumerGroup("survivors"), kgo.ConsumeTopics("killed"),
+		kgo.SessionTimeout(6 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond), kgo.DisableAutoCommit()}
+	if nextGen {
+		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
+	}
+	return opts
+}
+
+// TestGroupChild is the kill tests' child: one franz-go group member that consumes and
+// commits until it is killed.
 func TestGroupChild(t *testing.T) {
 	broker := os.Getenv(groupChildEnv)
 	if broker == "" {
 		t.Skip("only runs as TestGroupMemberKilled's child")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumerGroup("survivors"), kgo.ConsumeTopics("killed"),
-		kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.DisableAutoCommit())
+	opts := append([]kgo.Opt{kgo.SeedBrokers(broker)}, memberOpts(os.Getenv(groupChildNextGen) != "")...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +64,23 @@ func TestGroupMemberKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills child processes; takes about 30 s")
 	}
-	node := harness.Start(t, harness.Options{})
+	memberKilled(t, false)
+}
+
+// TestConsumerGroupProtocolMemberKilled is TestGroupMemberKilled with KIP-848 members: the
+// broker assigns, and the survivors keep every partition they had while they take the
+// killed member's.
+func TestConsumerGroupProtocolMemberKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills child processes; takes about 30 s")
+	}
+	memberKilled(t, true)
+}
+
+func memberKilled(t *testing.T, nextGen bool) {
+	node := harness.Start(t, harness.Options{Args: []string{
+		"--broker-config", "group.consumer.session.timeout.ms=6000",
+		"--broker-config", "group.consumer.heartbeat.interval.ms=500"}})
 	ctx := harness.Context(t, 3*time.Minute)
 	adm := kadm.NewClient(node.Client(t))
 	if _, err := adm.CreateTopic(ctx, 12, 1, nil, "killed"); err != nil {
@@ -57,9 +88,30 @@ func TestGroupMemberKilled(t *testing.T) {
 	}
 	var mu sync.Mutex
 	seen := map[string]int{}
+	owned := map[*kgo.Client]map[int32]bool{}
+	revokedAtKill := 0 // partitions taken from survivors while the group absorbs a kill
+	absorbing := false
 	member := func() *kgo.Client {
-		return node.Client(t, kgo.ConsumerGroup("survivors"), kgo.ConsumeTopics("killed"),
-			kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.DisableAutoCommit())
+		var cl *kgo.Client
+		track := func(add bool) func(context.Context, *kgo.Client, map[string][]int32) {
+			return func(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				if owned[cl] == nil {
+					owned[cl] = map[int32]bool{}
+				}
+				for _, p := range ps["killed"] {
+					owned[cl][p] = add
+					if !add && absorbing {
+						revokedAtKill++
+					}
+				}
+			}
+		}
+		opts := append(memberOpts(nextGen), kgo.OnPartitionsAssigned(track(true)), kgo.OnPartitionsRevoked(track(false)),
+			kgo.OnPartitionsLost(track(false)))
+		cl = node.Client(t, opts...)
+		return cl
 	}
 	survivors := []*kgo.Client{member(), member()}
 	stop := make(chan struct{})
@@ -89,9 +141,18 @@ func TestGroupMemberKilled(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	prod := node.Client(t, kgo.DefaultProduceTopic("killed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	produced := 0
+	partitionOf := map[string]int32{}
+	survivorsOnly := map[string]bool{} // produced while no third member lived: only survivors can read them
 	produce := func(n int) {
 		for i := 0; i < n; i++ {
-			prod.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprint(produced))}, nil)
+			if produced%600 >= 300 {
+				survivorsOnly[fmt.Sprint(produced)] = true
+			}
+			prod.Produce(ctx, &kgo.Record{Value: []byte(fmt.Sprint(produced))}, func(r *kgo.Record, err error) {
+				mu.Lock()
+				partitionOf[string(r.Value)] = r.Partition
+				mu.Unlock()
+			})
 			produced++
 		}
 		if err := prod.Flush(ctx); err != nil {
@@ -122,10 +183,27 @@ func TestGroupMemberKilled(t *testing.T) {
 		t.Fatalf("group did not settle with %d members in %v: %+v", n, limit, d["survivors"])
 		return 0
 	}
+	// survivorPartitions maps each partition a survivor owns to that survivor.
+	survivorPartitions := func() map[int32]*kgo.Client {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[int32]*kgo.Client{}
+		for _, cl := range survivors {
+			for p, ok := range owned[cl] {
+				if ok {
+					out[p] = cl
+				}
+			}
+		}
+		return out
+	}
 	var rebalances []time.Duration
 	for round := 0; round < 3; round++ {
 		child := exec.Command(os.Args[0], "-test.run=^TestGroupChild$", "-test.count=1")
 		child.Env = append(os.Environ(), groupChildEnv+"="+node.KafkaAddr)
+		if nextGen {
+			child.Env = append(child.Env, groupChildNextGen+"=1")
+		}
 		out, _ := child.StdoutPipe()
 		if err := child.Start(); err != nil {
 			t.Fatal(err)
@@ -137,11 +215,38 @@ func TestGroupMemberKilled(t *testing.T) {
 		}()
 		waitMembers(3, 30*time.Second)
 		produce(300)
+		before := survivorPartitions()
+		mu.Lock()
+		absorbing = true
+		mu.Unlock()
 		child.Process.Signal(syscall.SIGKILL)
 		child.Wait()
 		took := waitMembers(2, 30*time.Second)
 		rebalances = append(rebalances, took)
+		waitFor(t, 10*time.Second, func() bool { return len(survivorPartitions()) == 12 })
+		mu.Lock()
+		absorbing = false
+		mu.Unlock()
+		after := survivorPartitions()
+		for p, cl := range before {
+			if after[p] != cl {
+				t.Errorf("round %d: partition %d moved between survivors when a third member died", round, p)
+			}
+		}
+		// Only the survivors can read what is produced now; they must before the next
+		// member joins and could take the partitions.
+		from := produced
 		produce(300)
+		waitFor(t, 20*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for i := from; i < produced; i++ {
+				if seen[fmt.Sprint(i)] == 0 {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -159,18 +264,36 @@ func TestGroupMemberKilled(t *testing.T) {
 	// consumed without committing is read again by the survivors. Everything produced must
 	// have been read by the survivors or committed by the child.
 	missing := []string{}
+	lostAfterKill := 0
 	for i := 0; i < produced; i++ {
 		if seen[fmt.Sprint(i)] == 0 {
 			missing = append(missing, fmt.Sprint(i))
+			if survivorsOnly[fmt.Sprint(i)] {
+				lostAfterKill++
+			}
 		}
+	}
+	if lostAfterKill > 0 {
+		byPartition := map[int32]int{}
+		for _, v := range missing {
+			byPartition[partitionOf[v]]++
+		}
+		t.Errorf("survivors never read %d of the %d records produced after a kill; unread records by partition: %v", lostAfterKill, len(survivorsOnly), byPartition)
 	}
 	dups := 0
 	for _, c := range seen {
 		dups += c - 1
 	}
 	sort.Slice(rebalances, func(i, j int) bool { return rebalances[i] < rebalances[j] })
-	t.Logf("rebalance after SIGKILL of 1 of 3 members (session timeout 6s): median %v, all %v; survivors read %d of %d records, %d duplicates",
-		rebalances[1].Round(10*time.Millisecond), rebalances, len(seen), produced, dups)
+	protocol := "classic"
+	if nextGen {
+		protocol = "KIP-848"
+	}
+	t.Logf("%s: rebalance after SIGKILL of 1 of 3 members (session timeout 6s): median %v, all %v; survivors read %d of %d records, %d duplicates; %d partitions revoked from survivors while they absorbed a kill",
+		protocol, rebalances[1].Round(10*time.Millisecond), rebalances, len(seen), produced, dups, revokedAtKill)
+	if revokedAtKill > 0 {
+		t.Errorf("survivors gave up %d partitions while taking the killed member's: the rebalance was not cooperative", revokedAtKill)
+	}
 	if len(missing) > 0 {
 		committedByChild := 0
 		offs, _ := adm.FetchOffsets(ctx, "survivors")
@@ -183,5 +306,17 @@ func TestGroupMemberKilled(t *testing.T) {
 		if d > 20*time.Second {
 			t.Fatalf("a rebalance took %v, beyond the 6 s session timeout plus the rebalance", d)
 		}
+	}
+}
+
+// waitFor polls cond every 50 ms until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
