@@ -397,3 +397,66 @@ func checkAssignment(t *testing.T, a map[string]partitions, parts int32) {
 		t.Fatalf("%d of %d partitions assigned, loads %d..%d: %v", len(seen), parts, lo, hi, a)
 	}
 }
+
+// TestStaticMemberRejoinsWithoutRebalance (KIP-345, classic protocol): a static member
+// that restarts and joins with an empty member id gets a new id, the same generation and
+// its old assignment, with no rebalance; its old id is fenced.
+func TestStaticMemberRejoinsWithoutRebalance(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1700000000, 0)}
+	c := newTestCoordinator(t, fixedTopics{"t": 2}, clock)
+	ctx := context.Background()
+	call := func(req kmsg.Request) kmsg.Response {
+		resp, wait := c.Handle(ctx, req, Client{ID: "cl", Host: "/127.0.0.1"})
+		if wait != nil {
+			resp = wait(ctx)
+		}
+		return resp
+	}
+	join := func(memberID string) *kmsg.JoinGroupResponse {
+		r := kmsg.NewPtrJoinGroupRequest()
+		r.Version = 9
+		r.Group, r.MemberID, r.InstanceID, r.ProtocolType = "s", memberID, kmsg.StringPtr("inst"), "consumer"
+		r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = 10000, 10000
+		r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("m")}}
+		return call(r).(*kmsg.JoinGroupResponse)
+	}
+	sync := func(memberID string, gen int32, assign []byte) *kmsg.SyncGroupResponse {
+		r := kmsg.NewPtrSyncGroupRequest()
+		r.Version = 5
+		r.Group, r.MemberID, r.Generation, r.InstanceID = "s", memberID, gen, kmsg.StringPtr("inst")
+		if assign != nil {
+			r.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: memberID, MemberAssignment: assign}}
+		}
+		return call(r).(*kmsg.SyncGroupResponse)
+	}
+	first := join("")
+	if first.ErrorCode != 0 {
+		t.Fatalf("first join: %v", kerr.ErrorForCode(first.ErrorCode))
+	}
+	if s := sync(first.MemberID, first.Generation, []byte("mine")); s.ErrorCode != 0 || string(s.MemberAssignment) != "mine" {
+		t.Fatalf("first sync: %v %q", kerr.ErrorForCode(s.ErrorCode), s.MemberAssignment)
+	}
+	again := join("")
+	switch {
+	case again.ErrorCode != 0:
+		t.Fatalf("rejoin: %v", kerr.ErrorForCode(again.ErrorCode))
+	case again.Generation != first.Generation:
+		t.Errorf("rejoin moved the generation from %d to %d: a rebalance", first.Generation, again.Generation)
+	case again.MemberID == first.MemberID:
+		t.Errorf("rejoin kept member id %s", again.MemberID)
+	case !again.SkipAssignment || again.LeaderID != again.MemberID:
+		t.Errorf("rejoining leader: skip assignment %v, leader %s", again.SkipAssignment, again.LeaderID)
+	}
+	if s := sync(again.MemberID, again.Generation, nil); s.ErrorCode != 0 || string(s.MemberAssignment) != "mine" {
+		t.Errorf("sync after rejoin: %v %q, want the old assignment", kerr.ErrorForCode(s.ErrorCode), s.MemberAssignment)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version = 4
+	hb.Group, hb.MemberID, hb.Generation, hb.InstanceID = "s", first.MemberID, first.Generation, kmsg.StringPtr("inst")
+	if code := call(hb).(*kmsg.HeartbeatResponse).ErrorCode; code != kerr.FencedInstanceID.Code {
+		t.Errorf("heartbeat of the replaced member id: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+	if code := join(first.MemberID).ErrorCode; code != kerr.FencedInstanceID.Code {
+		t.Errorf("join with the replaced member id: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+}
