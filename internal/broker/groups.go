@@ -80,6 +80,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		MinSessionTimeout:         time.Duration(b.brokerConfigInt(s, "group.min.session.timeout.ms")) * time.Millisecond,
 		MaxSessionTimeout:         time.Duration(b.brokerConfigInt(s, "group.max.session.timeout.ms")) * time.Millisecond,
 		InitialRebalanceDelay:     b.groupInitialDelay(s),
+		MaxRecordBytes:            int(b.brokerConfigInt(s, "message.max.bytes")),
 		MaxGroupSize:              int(b.brokerConfigInt(s, "group.max.size")),
 		OffsetsRetention:          time.Duration(b.brokerConfigInt(s, "offsets.retention.minutes")) * time.Minute,
 		ConsumerSessionTimeout:    time.Duration(b.brokerConfigInt(s, "group.consumer.session.timeout.ms")) * time.Millisecond,

@@ -460,3 +460,48 @@ func TestStaticMemberRejoinsWithoutRebalance(t *testing.T) {
 		t.Errorf("join with the replaced member id: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
 	}
 }
+
+// TestOversizedGroupMetadata: an assignment too large to store in __consumer_offsets is
+// refused with UNKNOWN_SERVER_ERROR (as Kafka maps MESSAGE_TOO_LARGE) and the group
+// rebalances; offsets committed by another group are untouched.
+func TestOversizedGroupMetadata(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1700000000, 0)}
+	c := newTestCoordinator(t, fixedTopics{"t": 2}, clock)
+	c.cfg.MaxRecordBytes = 4096
+	ctx := context.Background()
+	call := func(req kmsg.Request) kmsg.Response {
+		resp, wait := c.Handle(ctx, req, Client{ID: "cl", Host: "/127.0.0.1"})
+		if wait != nil {
+			resp = wait(ctx)
+		}
+		return resp
+	}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = "other", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 1, Offset: 42}}}}
+	if code := call(commit).(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
+	}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 9
+	join.Group, join.InstanceID, join.ProtocolType = "big", kmsg.StringPtr("i"), "consumer"
+	join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = 10000, 10000
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("m")}}
+	j := call(join).(*kmsg.JoinGroupResponse)
+	if j.ErrorCode != 0 {
+		t.Fatalf("join: %v", kerr.ErrorForCode(j.ErrorCode))
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "big", j.MemberID, j.Generation
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: j.MemberID, MemberAssignment: make([]byte, 8192)}}
+	if code := call(sync).(*kmsg.SyncGroupResponse).ErrorCode; code != kerr.UnknownServerError.Code {
+		t.Fatalf("oversized sync: %v, want UNKNOWN_SERVER_ERROR", kerr.ErrorForCode(code))
+	}
+	c.mu.Lock()
+	state := c.groups["big"].state
+	other := c.groups["other"].offsets[topicPartition{"t", 1}].offset
+	c.mu.Unlock()
+	if state != statePreparingRebalance || other != 42 {
+		t.Errorf("after the oversized sync: group %v, other group's offset %d", state, other)
+	}
+}

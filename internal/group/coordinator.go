@@ -28,6 +28,7 @@ type Config struct {
 	MaxGroupSize          int           // group.max.size; 0 means no limit
 	OffsetsRetention      time.Duration // offsets.retention.minutes
 	RetentionCheck        time.Duration // offsets.retention.check.interval.ms
+	MaxRecordBytes        int           // the largest record __consumer_offsets takes (its max.message.bytes)
 	// KIP-848 consumer groups.
 	ConsumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms
 	ConsumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms
@@ -54,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetentionCheck <= 0 {
 		c.RetentionCheck = 10 * time.Minute
+	}
+	if c.MaxRecordBytes <= 0 {
+		c.MaxRecordBytes = 1048588
 	}
 	if c.ConsumerSessionTimeout <= 0 {
 		c.ConsumerSessionTimeout = 45 * time.Second

@@ -274,6 +274,20 @@ func (c *Coordinator) syncGroup(r *kmsg.SyncGroupRequest) (kmsg.Response, Wait) 
 			}
 		}
 		now := c.cfg.Now()
+		value := g.metadataValue(now)
+		if len(value) > c.cfg.MaxRecordBytes {
+			// The group could not be stored in __consumer_offsets. Kafka answers every
+			// member UNKNOWN_SERVER_ERROR (its mapping of MESSAGE_TOO_LARGE) and rebalances.
+			c.cfg.Logger.Warn("group metadata larger than a record of "+OffsetsTopic+" may be; rebalancing",
+				"group", g.id, "bytes", len(value), "limit", c.cfg.MaxRecordBytes)
+			for _, mm := range g.members {
+				mm.assignment = nil
+			}
+			g.failSyncs(kerr.UnknownServerError.Code)
+			c.prepareRebalanceLocked(g)
+			resp.ErrorCode = kerr.UnknownServerError.Code
+			return resp, nil
+		}
 		g.setState(stateStable, now)
 		for _, mm := range g.members {
 			if mm.sync != nil {
@@ -281,7 +295,7 @@ func (c *Coordinator) syncGroup(r *kmsg.SyncGroupRequest) (kmsg.Response, Wait) 
 				mm.sync = nil
 			}
 		}
-		c.persistLocked(g, []kv{{groupKey(g.id), g.metadataValue(now)}})
+		c.persistLocked(g, []kv{{groupKey(g.id), value}})
 	}
 	protocolType, proto := g.protocolType, g.protocol
 	return nil, func(ctx context.Context) kmsg.Response {
