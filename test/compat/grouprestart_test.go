@@ -15,8 +15,17 @@ import (
 
 // TestBrokerRestartUnderActiveGroup restarts strand while two group members consume and
 // commit: committed offsets survive, the members carry on, and every record is read.
-func TestBrokerRestartUnderActiveGroup(t *testing.T) {
-	node := harness.Start(t, harness.Options{})
+func TestBrokerRestartUnderActiveGroup(t *testing.T) { brokerRestartUnderActiveGroup(t, false) }
+
+// TestBrokerRestartUnderConsumerGroupProtocol is the same with KIP-848 members. Their
+// membership lives in the coordinator's memory (only offsets are in __consumer_offsets),
+// so after the restart they are told UNKNOWN_MEMBER_ID and join again as new members.
+func TestBrokerRestartUnderConsumerGroupProtocol(t *testing.T) {
+	brokerRestartUnderActiveGroup(t, true)
+}
+
+func brokerRestartUnderActiveGroup(t *testing.T, nextGen bool) {
+	node := harness.Start(t, harness.Options{Args: []string{"--broker-config", "group.consumer.heartbeat.interval.ms=500"}})
 	ctx := harness.Context(t, 3*time.Minute)
 	if _, err := kadm.NewClient(node.Client(t)).CreateTopic(ctx, 6, 1, nil, "restart"); err != nil {
 		t.Fatal(err)
@@ -26,8 +35,12 @@ func TestBrokerRestartUnderActiveGroup(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
-		cl := node.Client(t, kgo.ConsumerGroup("restarters"), kgo.ConsumeTopics("restart"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.DisableAutoCommit())
+		opts := []kgo.Opt{kgo.ConsumerGroup("restarters"), kgo.ConsumeTopics("restart"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.SessionTimeout(10 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond), kgo.DisableAutoCommit()}
+		if nextGen {
+			opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
+		}
+		cl := node.Client(t, opts...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
