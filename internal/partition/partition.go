@@ -95,6 +95,13 @@ func (p *Partition) ISR() ([]int32, int32) {
 	return slices.Clone(p.isr), p.partitionEpoch
 }
 
+// ReplicaCounts is the size of the ISR and of the replica set.
+func (p *Partition) ReplicaCounts() (isr, replicas int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.isr), len(p.replicas)
+}
+
 // BecomeLeader applies metadata that makes this replica the leader at leaderEpoch with the
 // given replicas and ISR. Followers start as not yet heard from.
 func (p *Partition) BecomeLeader(leaderEpoch, partitionEpoch int32, replicas, isr []int32, now time.Time) {
