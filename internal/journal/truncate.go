@@ -71,6 +71,11 @@ func (l *Log) AdvanceStartOffset(offset int64) error {
 	if offset > l.logEnd {
 		return fmt.Errorf("%w: start offset %d past log end %d", ErrOffsetOutOfRange, offset, l.logEnd)
 	}
+	return l.advanceStartLocked(offset)
+}
+
+// advanceStartLocked moves the log start to offset (logStart < offset <= logEnd).
+func (l *Log) advanceStartLocked(offset int64) error {
 	l.logStart = offset
 	if err := l.saveCheckpointLocked(); err != nil {
 		return err
