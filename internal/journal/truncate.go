@@ -40,6 +40,7 @@ func (l *Log) Truncate(offset int64) error {
 		l.logStart = l.logEnd
 	}
 	l.producers.truncateFrom(l.logEnd)
+	l.cleaner.truncateFrom(l.logEnd)
 	if snaps := snapshotOffsets(l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
 		loadLatestSnapshot(l.dir, l.logEnd) // removes snapshots past the new end
 	}
@@ -104,26 +105,37 @@ func (l *Log) dropSegmentsBelowStartLocked() {
 // closed after FileDeleteDelay, so readers that still hold it finish their sends.
 func (l *Log) removeSegmentLocked(i int) error {
 	s := l.segments[i]
+	if err := l.retireSegmentLocked(s); err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
+	return nil
+}
+
+// retireSegmentLocked renames a segment's file to .deleted, removes its index files and
+// schedules the file's close and removal after FileDeleteDelay. The caller takes it out of
+// l.segments and fsyncs the directory.
+func (l *Log) retireSegmentLocked(s *segment) error {
 	if err := os.Rename(s.path, s.path+".deleted"); err != nil {
 		return fmt.Errorf("delete segment %d: %w", s.base, err)
 	}
 	offPath, timePath := s.indexPaths(l.dir)
 	os.Remove(offPath)
 	os.Remove(timePath)
-	if err := syncDir(l.dir); err != nil {
-		return err
-	}
-	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
 	for j, u := range l.unsynced {
 		if u == s {
 			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
 			break
 		}
 	}
+	deletedPath := s.path + ".deleted"
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {
 		s.file.Close()
-		os.Remove(s.path + ".deleted")
+		os.Remove(deletedPath)
 		l.mu.Lock()
 		for j, q := range l.deleting {
 			if q == p {
