@@ -5,6 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,5 +216,221 @@ func checkTable(t testing.TB, got, want table) {
 		if got[k] != v {
 			t.Fatalf("key %s: %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// TestCleanWithSmallDedupeBuffer: a key map too small for the dirty section makes each pass
+// stop at a batch boundary; repeated passes still reach the table, and a map that cannot
+// hold one batch is an error, not a wrong clean.
+func TestCleanWithSmallDedupeBuffer(t *testing.T) {
+	l := openLog(t, t.TempDir(), cleanConfig(nil, 32<<10))
+	defer l.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := table{}
+	for i := 0; i < 2000; i++ {
+		ups := make([]update, 10)
+		for j := range ups {
+			ups[j] = update{key: []byte(fmt.Sprintf("key-%d", rng.IntN(500))), value: []byte(fmt.Sprintf("v%d-%d", i, j))}
+			want.apply(ups[j].key, ups[j].value)
+		}
+		mustAppend(t, l, buildUpdates(t, ups, 1, record.CodecNone))
+	}
+	if _, err := NewCleaner(CleanerConfig{DedupeBufferSize: 5 * mapSlotSize}).Clean(context.Background(), l, Compaction{Force: true}); err != ErrDedupeBufferTooSmall {
+		t.Fatalf("map of 5 slots: %v", err)
+	}
+	c := NewCleaner(CleanerConfig{DedupeBufferSize: 300 * mapSlotSize}) // 270 keys a pass
+	active := l.Segments()[len(l.Segments())-1].BaseOffset
+	passes := 0
+	for l.CleanerStatus().FirstDirty < active {
+		st, err := c.Clean(context.Background(), l, Compaction{Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if passes++; passes > 200 || st.CleanedTo <= st.FirstDirty {
+			t.Fatalf("pass %d made no progress: %+v", passes, st)
+		}
+		checkTable(t, scanLog(t, l).table, want)
+	}
+	if passes < 5 {
+		t.Fatalf("%d passes: the small map did not bound the passes", passes)
+	}
+	s := scanLog(t, l)
+	if s.records > 500 {
+		t.Fatalf("%d records left in closed segments for 500 keys", s.records)
+	}
+}
+
+// TestCleanWhileReading runs appends, cleaning passes and readers at once: every reader
+// going from the log start to the end sees each key's versions only increase, and reads only
+// valid batches, though segments are swapped under it.
+func TestCleanWhileReading(t *testing.T) {
+	batches := 1500
+	if testing.Short() {
+		batches = 300
+	}
+	cfg := cleanConfig(nil, 8<<10)
+	l := openLog(t, t.TempDir(), cfg)
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	want := table{}
+	wg.Add(1)
+	go func() { // producer: value is the key's version, counting up
+		defer wg.Done()
+		version := map[string]int{}
+		rng := rand.New(rand.NewPCG(5, 6))
+		for i := 0; i < batches && ctx.Err() == nil; i++ {
+			ups := make([]update, 8)
+			for j := range ups {
+				k := fmt.Sprintf("k%02d", rng.IntN(50))
+				version[k]++
+				ups[j] = update{key: []byte(k), value: []byte(fmt.Sprintf("%08d", version[k]))}
+			}
+			if _, err := l.Append(ctx, buildUpdates(t, ups, 1, allCodecs[i%len(allCodecs)]), AppendOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			for _, u := range ups {
+				want.apply(u.key, u.value)
+			}
+			mu.Unlock()
+		}
+	}()
+	passes := 0
+	wg.Add(1)
+	go func() { // cleaner
+		defer wg.Done()
+		c := NewCleaner(CleanerConfig{DedupeBufferSize: 1 << 20})
+		for ctx.Err() == nil {
+			changed := l.Changed()
+			if _, err := c.Clean(ctx, l, Compaction{Force: true}); err != nil {
+				if ctx.Err() == nil {
+					t.Error(err)
+				}
+				return
+			}
+			mu.Lock()
+			passes++
+			mu.Unlock()
+			select { // the next pass once something was appended
+			case <-changed:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	reads := 0
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				seen := map[string]string{}
+				offset := l.LogStartOffset()
+				end := l.LogEndOffset()
+				for offset < end {
+					res, err := l.Read(offset, 4<<10, end, true)
+					if err != nil {
+						t.Errorf("read at %d: %v", offset, err)
+						return
+					}
+					for _, fr := range res.Ranges {
+						b := make([]byte, fr.Len)
+						if _, err := fr.File.ReadAt(b, fr.Pos); err != nil {
+							t.Errorf("read range: %v", err)
+							return
+						}
+						parts, err := record.Split(b)
+						if err != nil {
+							t.Errorf("invalid bytes at %d: %v", offset, err)
+							return
+						}
+						for _, p := range parts {
+							recs, _ := record.Records(p)
+							for _, rec := range recs {
+								k, v := string(rec.Key), string(rec.Value)
+								if prev, ok := seen[k]; ok && v <= prev {
+									t.Errorf("key %s went from version %s back to %s", k, prev, v)
+									return
+								}
+								seen[k] = v
+							}
+						}
+					}
+					if res.NextOffset <= offset {
+						break
+					}
+					offset = res.NextOffset
+				}
+				mu.Lock()
+				reads++
+				mu.Unlock()
+			}
+		}()
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		done := len(want) == 50 && l.LogEndOffset() >= int64(batches*8) && reads >= 10 && passes >= 10
+		mu.Unlock()
+		if done || t.Failed() || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling the goroutines' progress
+	}
+	cancel()
+	wg.Wait()
+	if time.Now().After(deadline) {
+		t.Fatalf("after 60s: %d reads, %d passes, end %d", reads, passes, l.LogEndOffset())
+	}
+	checkTable(t, scanLog(t, l).table, want)
+	t.Logf("%d cleaning passes, %d full reads", passes, reads)
+}
+
+// TestCleanKeepsProducerState: when every record of an idempotent producer is superseded,
+// its newest batch stays as an empty batch, so after a reopen that rebuilds producer state
+// from the log the producer's next sequence is accepted and a retry is a duplicate.
+func TestCleanKeepsProducerState(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, cleanConfig(nil, 4<<10))
+	for seq := int32(0); seq < 10; seq++ {
+		recs := []record.Record{{Key: []byte("a"), Value: []byte{byte(seq)}}}
+		b, _ := record.Build(record.Header{BaseTimestamp: 1, ProducerID: 42, ProducerEpoch: 0, BaseSequence: seq}, recs, record.CodecLZ4)
+		mustAppend(t, l, b)
+	}
+	for i := 0; i < 200; i++ { // another writer supersedes key a, and rolls segments
+		mustAppend(t, l, buildUpdates(t, []update{{key: []byte("a"), value: []byte(strings.Repeat("z", 100))}}, 1, record.CodecNone))
+	}
+	if _, err := NewCleaner(CleanerConfig{}).Clean(context.Background(), l, Compaction{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	s := scanLog(t, l)
+	var kept []record.Header
+	for _, h := range s.batches {
+		if h.ProducerID == 42 {
+			kept = append(kept, h)
+		}
+	}
+	if len(kept) != 1 || kept[0].RecordCount != 0 || kept[0].BaseSequence != 9 || kept[0].BaseOffset != 9 {
+		t.Fatalf("producer 42's batches after cleaning: %+v", kept)
+	}
+	l.Close()
+	snaps, _ := filepath.Glob(filepath.Join(dir, "*"+snapshotExt))
+	for _, s := range snaps {
+		os.Remove(s) // rebuild producer state from the batches alone
+	}
+	l = openLog(t, dir, cleanConfig(nil, 4<<10))
+	defer l.Close()
+	if st, ok := l.Producer(42); !ok || st.LastSequence != 9 || st.LastOffset != 9 {
+		t.Fatalf("producer state after reopen: %+v %v", st, ok)
+	}
+	dup, err := l.Append(context.Background(), idemBatch(t, 42, 0, 9, 1), AppendOptions{})
+	if err != nil || !dup.Duplicate || dup.BaseOffset != 9 {
+		t.Fatalf("retry of the last batch: %+v %v", dup, err)
+	}
+	if res, err := l.Append(context.Background(), idemBatch(t, 42, 0, 10, 1), AppendOptions{}); err != nil || res.Duplicate {
+		t.Fatalf("next sequence: %+v %v", res, err)
 	}
 }

@@ -25,7 +25,7 @@ const (
 
 // newOffsetMap sizes a map to bufferBytes (log.cleaner.dedupe.buffer.size).
 func newOffsetMap(bufferBytes int64) *offsetMap {
-	n := max(int(bufferBytes/mapSlotSize), 16)
+	n := max(int(bufferBytes/mapSlotSize), 1)
 	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), slots: make([]mapSlot, n), limit: int(float64(n) * mapLoadFactor)}
 }
 
