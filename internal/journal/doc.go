@@ -31,6 +31,7 @@
 // of a pass leaves either the old segments or the cleaned one.
 //
 // The journal never interprets records beyond the batch header on the write path (no
-// decompression on append; only the cleaner decodes records, off the write path) and never blocks readers on writers: readers see a segment up
-// to the size published after the last complete append.
+// decompression on append; only the cleaner decodes records, off that path) and never
+// blocks readers on writers: readers see a segment up to the size published after the last
+// complete append.
 package journal
