@@ -38,12 +38,21 @@ type Config struct {
 	Logger              *slog.Logger
 	// GroupInitialRebalanceDelay overrides group.initial.rebalance.delay.ms when set.
 	GroupInitialRebalanceDelay *time.Duration
+	// LogCheckInterval is how often retention and the log cleaner look at every partition
+	// (log.retention.check.interval.ms).
+	LogCheckInterval time.Duration
+	// CleanerDedupeBufferSize is the memory of the cleaner's key map (log.cleaner.dedupe.buffer.size).
+	CleanerDedupeBufferSize int64
+	// CleanerIOBytesPerSecond bounds the cleaner's reads and writes; 0 for no limit
+	// (log.cleaner.io.max.bytes.per.second).
+	CleanerIOBytesPerSecond int64
 }
 
 // DefaultConfig is a single node on loopback with data in ./strand-data.
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
-		Fsync: journal.FsyncAlways, Logger: slog.Default()}
+		Fsync: journal.FsyncAlways, Logger: slog.Default(),
+		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20}
 }
 
 type topicPartition struct {
@@ -85,6 +94,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("broker: empty data dir")
+	}
+	if cfg.LogCheckInterval <= 0 {
+		cfg.LogCheckInterval = DefaultConfig().LogCheckInterval
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -158,8 +170,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 
-	b.bg.Add(1)
+	b.bg.Add(2)
 	go b.watchMetadata(ctx)
+	go b.runLogMaintenance(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())
@@ -273,6 +286,13 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
+	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
+	// since the cleaner only compacts closed segments.
+	if _, compacts := cleanupPolicy(s, topic); compacts {
+		if lag := s.TopicConfigInt(topic, "max.compaction.lag.ms"); lag < c.SegmentMs.Milliseconds() {
+			c.SegmentMs = time.Duration(lag) * time.Millisecond
+		}
+	}
 	return c
 }
 

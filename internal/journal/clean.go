@@ -212,7 +212,13 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats
 // buildMap fills the key map from the dirty section and returns the offset it reached:
 // the end of the cleanable section, or earlier at a batch boundary if the map filled up.
 func (c *Cleaner) buildMap(ctx context.Context, p *cleanPlan, st *CleanStats) (int64, error) {
-	c.offsets.reset()
+	var keys int64 // offsets in the dirty section: at least its number of records
+	for _, src := range p.srcs {
+		if src.next > p.firstDirty {
+			keys += src.next - max(src.seg.base, p.firstDirty)
+		}
+	}
+	c.offsets.reset(keys)
 	mapEnd := p.firstDirty
 	full := false
 	for _, src := range p.srcs {

@@ -10,6 +10,7 @@ type offsetMap struct {
 	seed1, seed2 maphash.Seed
 	slots        []mapSlot
 	used, limit  int
+	maxSlots     int
 }
 
 // mapSlot is one entry; offsetPlusOne is 0 in an empty slot.
@@ -23,16 +24,26 @@ const (
 	mapLoadFactor = 0.9 // Kafka's log.cleaner.io.buffer.load.factor
 )
 
-// newOffsetMap sizes a map to bufferBytes (log.cleaner.dedupe.buffer.size).
+// newOffsetMap makes a map that may grow to bufferBytes (log.cleaner.dedupe.buffer.size).
+// Its slots are allocated by reset, no more than a pass needs.
 func newOffsetMap(bufferBytes int64) *offsetMap {
-	n := max(int(bufferBytes/mapSlotSize), 1)
-	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), slots: make([]mapSlot, n), limit: int(float64(n) * mapLoadFactor)}
+	return &offsetMap{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed(), maxSlots: max(int(bufferBytes/mapSlotSize), 1)}
 }
 
-// reset empties the map for the next log.
-func (m *offsetMap) reset() {
-	clear(m.slots)
-	m.used = 0
+// reset empties the map for a pass that will put at most keys keys, sizing it to that
+// (within the buffer) so small logs do not touch the whole buffer.
+func (m *offsetMap) reset(keys int64) {
+	n := m.maxSlots
+	if want := float64(keys)/mapLoadFactor + 16; want < float64(n) {
+		n = max(int(want), min(1024, m.maxSlots))
+	}
+	if cap(m.slots) >= n {
+		m.slots = m.slots[:n]
+		clear(m.slots)
+	} else {
+		m.slots = make([]mapSlot, n)
+	}
+	m.used, m.limit = 0, int(float64(n)*mapLoadFactor)
 }
 
 // free is how many more distinct keys fit.
