@@ -91,9 +91,13 @@ func (l *Log) advanceStartLocked(offset int64) error {
 	return nil
 }
 
-// dropSegmentsBelowStartLocked deletes segments whose records are all below the log start.
+// dropSegmentsBelowStartLocked deletes segments whose records are all below the log start
+// and that the next segment takes over from: one whose batches end below the start but
+// whose successor begins past it (a gap compaction left) stays, so the first segment's
+// base never passes the log start and a reopen, which starts the log no lower than the
+// first segment, keeps the same log start offset.
 func (l *Log) dropSegmentsBelowStartLocked() {
-	for len(l.segments) > 1 && l.segments[0].next <= l.logStart {
+	for len(l.segments) > 1 && l.segments[1].base <= l.logStart {
 		if err := l.removeSegmentLocked(0); err != nil {
 			l.cfg.Logger.Warn("journal: deleting segment failed", "dir", l.dir, "err", err)
 			return
