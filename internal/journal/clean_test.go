@@ -465,3 +465,76 @@ func TestCleanKeepsLogStartOffset(t *testing.T) {
 		t.Fatalf("latest value lost: %q", s.table["same"])
 	}
 }
+
+// TestCleanHonoursRatioAndLags: min.cleanable.dirty.ratio holds a pass back,
+// max.compaction.lag.ms forces one anyway, and min.compaction.lag.ms keeps recent segments
+// out of it.
+func TestCleanHonoursRatioAndLags(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	l := openLog(t, t.TempDir(), cleanConfig(clock, 2<<10))
+	defer l.Close()
+	// Ten segments of updates to one key; record timestamps are the clock's.
+	for i := 0; i < 100; i++ {
+		mustAppend(t, l, buildUpdates(t, []update{{key: []byte("k"), value: []byte(fmt.Sprintf("%0100d", i))}}, clock.Millis(), record.CodecNone))
+	}
+	c := NewCleaner(CleanerConfig{})
+	ctx := context.Background()
+	st, err := c.Clean(ctx, l, Compaction{MinCleanableRatio: 1.01}) // a ratio never reached
+	if err != nil || st.Cleaned || st.DirtyRatio != 1 {
+		t.Fatalf("below the ratio: %+v %v", st, err)
+	}
+	// min.compaction.lag.ms: everything is younger than an hour, so nothing is cleanable.
+	if st, err = c.Clean(ctx, l, Compaction{Force: true, MinCompactionLag: time.Hour}); err != nil || st.Cleaned {
+		t.Fatalf("within min.compaction.lag.ms: %+v %v", st, err)
+	}
+	// max.compaction.lag.ms: two hours on, the dirty records are overdue; the pass runs though
+	// the ratio says no.
+	clock.Advance(2 * time.Hour)
+	if st, err = c.Clean(ctx, l, Compaction{MinCleanableRatio: 1.01, MaxCompactionLag: 3 * time.Hour}); err != nil || st.Cleaned {
+		t.Fatalf("before max.compaction.lag.ms: %+v %v", st, err)
+	}
+	st, err = c.Clean(ctx, l, Compaction{MinCleanableRatio: 1.01, MaxCompactionLag: time.Hour, MinCompactionLag: time.Hour})
+	if err != nil || !st.Cleaned {
+		t.Fatalf("past max.compaction.lag.ms: %+v %v", st, err)
+	}
+	if s := scanLog(t, l); s.records != 1 {
+		t.Fatalf("%d records in closed segments, want 1", s.records)
+	}
+	// New records younger than min.compaction.lag.ms stay as written.
+	for i := 100; i < 200; i++ {
+		mustAppend(t, l, buildUpdates(t, []update{{key: []byte("k"), value: []byte(fmt.Sprintf("%0100d", i))}}, clock.Millis(), record.CodecNone))
+	}
+	before := scanLog(t, l).records
+	if st, err = c.Clean(ctx, l, Compaction{Force: true, MinCompactionLag: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if after := scanLog(t, l).records; after != before {
+		t.Fatalf("records within min.compaction.lag.ms were compacted: %d → %d (%+v)", before, after, st)
+	}
+}
+
+// TestCleanerThrottle: a pass over about 1 MiB with a budget of 1 MiB/s (a burst of one
+// second's worth) takes at least the time its bytes beyond the burst allow.
+func TestCleanerThrottle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sleeps by design")
+	}
+	l := openLog(t, t.TempDir(), cleanConfig(nil, 64<<10))
+	defer l.Close()
+	for i := 0; l.Size() < 1<<20; i++ {
+		mustAppend(t, l, buildUpdates(t, []update{{key: []byte(fmt.Sprint(i % 10)), value: []byte(strings.Repeat("x", 1000))}}, 1, record.CodecNone))
+	}
+	const rate = 1 << 20
+	c := NewCleaner(CleanerConfig{IOBytesPerSecond: rate})
+	start := time.Now()
+	st, err := c.Clean(context.Background(), l, Compaction{Force: true})
+	if err != nil || !st.Cleaned {
+		t.Fatalf("%+v %v", st, err)
+	}
+	took := time.Since(start)
+	floor := time.Duration(float64(st.BytesRead+st.BytesWritten-rate-64<<10) / rate * float64(time.Second))
+	if took < floor {
+		t.Fatalf("%d bytes in %v: faster than %d bytes/s allows (%v)", st.BytesRead+st.BytesWritten, took, rate, floor)
+	}
+	t.Logf("%d bytes read, %d written in %v (floor %v)", st.BytesRead, st.BytesWritten, took, floor)
+}
