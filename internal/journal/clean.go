@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
@@ -50,6 +51,7 @@ type CleanStats struct {
 // and an I/O budget. One Cleaner serves many logs but runs one pass at a time; a log's
 // appends and reads go on during its pass.
 type Cleaner struct {
+	mu       sync.Mutex // one pass at a time: the fields below are the pass's buffers
 	offsets  *offsetMap
 	throttle *Throttle
 	bufSize  int
@@ -155,6 +157,8 @@ func (p *cleanPlan) mustClean(c Compaction) bool {
 // delete.retention.ms after their first clean), with offsets, timestamps, headers and codec
 // unchanged. Small segments are grouped into one. The active segment is never touched.
 func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	l.cleanMu.Lock()
 	defer l.cleanMu.Unlock()
 	l.mu.RLock()
@@ -448,36 +452,4 @@ func (c *Cleaner) filterBatch(p *cleanPlan, h record.Header, batch []byte, mapEn
 		return out, dropped, err
 	}
 	return nil, dropped, nil
-}
-
-// CleanerStatus is a log's compaction state, for metrics.
-type CleanerStatus struct {
-	FirstDirty int64
-	DirtyRatio float64   // bytes at or past FirstDirty / all bytes
-	LastClean  time.Time // zero if never cleaned
-}
-
-// CleanerStatus reports how much of the log is dirty and when it was last cleaned.
-func (l *Log) CleanerStatus() CleanerStatus {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	st := CleanerStatus{FirstDirty: max(l.cleaner.cleanedTo, l.logStart)}
-	if l.cleaner.lastClean > 0 {
-		st.LastClean = time.UnixMilli(l.cleaner.lastClean)
-	}
-	var dirty, total int64
-	for _, s := range l.segments {
-		size := s.size.Load()
-		total += size
-		switch {
-		case s.base >= st.FirstDirty:
-			dirty += size
-		case s.next > st.FirstDirty:
-			dirty += int64(float64(size) * float64(s.next-st.FirstDirty) / float64(s.next-s.base))
-		}
-	}
-	if total > 0 {
-		st.DirtyRatio = float64(dirty) / float64(total)
-	}
-	return st
 }

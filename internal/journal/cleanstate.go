@@ -98,3 +98,35 @@ func (c *cleanerState) truncateFrom(offset int64) {
 		c.marks[i].offset = min(c.marks[i].offset, offset)
 	}
 }
+
+// CleanerStatus is a log's compaction state, for metrics.
+type CleanerStatus struct {
+	FirstDirty int64
+	DirtyRatio float64   // bytes at or past FirstDirty / all bytes
+	LastClean  time.Time // zero if never cleaned
+}
+
+// CleanerStatus reports how much of the log is dirty and when it was last cleaned.
+func (l *Log) CleanerStatus() CleanerStatus {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	st := CleanerStatus{FirstDirty: max(l.cleaner.cleanedTo, l.logStart)}
+	if l.cleaner.lastClean > 0 {
+		st.LastClean = time.UnixMilli(l.cleaner.lastClean)
+	}
+	var dirty, total int64
+	for _, s := range l.segments {
+		size := s.size.Load()
+		total += size
+		switch {
+		case s.base >= st.FirstDirty:
+			dirty += size
+		case s.next > st.FirstDirty:
+			dirty += int64(float64(size) * float64(s.next-st.FirstDirty) / float64(s.next-s.base))
+		}
+	}
+	if total > 0 {
+		st.DirtyRatio = float64(dirty) / float64(total)
+	}
+	return st
+}
