@@ -64,6 +64,8 @@ func (b *Broker) maintainLogs(ctx context.Context, cleaner *journal.Cleaner) {
 			case err != nil && ctx.Err() == nil && !errors.Is(err, journal.ErrClosed):
 				b.metrics.cleanerErrors.Inc()
 				b.log.Warn("log cleaning failed", "topic", tp.topic, "partition", tp.id, "err", err)
+			case st.Aborted:
+				b.log.Debug("log cleaning stopped: segments changed under it", "topic", tp.topic, "partition", tp.id)
 			case st.Cleaned:
 				b.metrics.cleanerPasses.Inc()
 				b.metrics.cleanerBytes.Add(float64(st.DirtyBytes))

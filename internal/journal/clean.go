@@ -39,6 +39,7 @@ func DefaultCleanerConfig() CleanerConfig {
 // CleanStats describes one pass over one log.
 type CleanStats struct {
 	Cleaned                 bool    // the pass rewrote segments
+	Aborted                 bool    // the log changed under the pass, which stopped early
 	DirtyRatio              float64 // dirty bytes / cleanable bytes when the pass looked
 	FirstDirty, CleanedTo   int64   // the dirty section compacted: [FirstDirty, CleanedTo)
 	DirtyBytes              int64   // bytes of dirty log the key map was built over
@@ -189,6 +190,12 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats
 	st.DirtyBytes = st.BytesRead
 	for _, g := range groupSources(p.srcs, mapEnd, p.segmentBytes) {
 		replaced, err := c.cleanGroup(ctx, l, &p, g, mapEnd, &st)
+		if errors.Is(err, errCleanAborted) {
+			// Retention or a truncation changed the segments: the groups already swapped are
+			// valid on their own; the next pass starts over from the same first dirty offset.
+			st.Aborted = true
+			return st, nil
+		}
 		if err != nil {
 			return st, err
 		}

@@ -551,3 +551,33 @@ func TestCleanerThrottle(t *testing.T) {
 	}
 	t.Logf("%d bytes read, %d written in %v (floor %v)", st.BytesRead, st.BytesWritten, took, floor)
 }
+
+// TestCleanAbortsWhenRetentionDeletesItsSegments: retention deleting segments while a pass
+// writes their cleaned copy makes the pass stop without swapping them back in.
+func TestCleanAbortsWhenRetentionDeletesItsSegments(t *testing.T) {
+	l := openLog(t, t.TempDir(), cleanConfig(nil, 2<<10))
+	defer l.Close()
+	for i := 0; i < 100; i++ {
+		mustAppend(t, l, buildUpdates(t, []update{{key: []byte(fmt.Sprint(i % 3)), value: []byte(strings.Repeat("x", 100))}}, 1, record.CodecNone))
+	}
+	defer func() { cleanHook = func(string) {} }()
+	cleanHook = func(step string) {
+		if step == "cleaned-written" {
+			cleanHook = func(string) {}
+			if _, err := l.ApplyRetention(Retention{Ms: -1, Bytes: 0}); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	st, err := NewCleaner(CleanerConfig{}).Clean(context.Background(), l, Compaction{Force: true})
+	if err != nil || !st.Aborted || st.Cleaned {
+		t.Fatalf("pass under retention: %+v %v", st, err)
+	}
+	if segs := l.Segments(); len(segs) != 1 || l.LogStartOffset() != segs[0].BaseOffset {
+		t.Fatalf("segments %+v, start %d", segs, l.LogStartOffset())
+	}
+	if left, _ := filepath.Glob(filepath.Join(l.Dir(), "*"+cleanedExt)); len(left) > 0 {
+		t.Fatalf("aborted pass left %v", left)
+	}
+	scanLog(t, l)
+}
