@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -313,5 +315,73 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 	}
 	if o, ok := fetched.Lookup("events", 0); !ok || o.At != commits {
 		t.Fatalf("committed offset after compaction and restart: %+v %v", o, ok)
+	}
+}
+
+// TestConsumerDuringCleaning: a franz-go consumer reads a compacted topic from the
+// beginning while a producer updates it and the cleaner compacts it every 50 ms; each key's
+// versions only go forward, and the consumer ends with the producer's table.
+func TestConsumerDuringCleaning(t *testing.T) {
+	b, _ := startBrokerWith(t, t.TempDir(), fastMaintenance)
+	prod := client(t, b, kgo.ProducerBatchMaxBytes(2048), kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	createTopic(t, prod, "versions", 1, map[string]string{"cleanup.policy": "compact", "segment.bytes": "8192", "min.cleanable.dirty.ratio": "0.01"})
+	ctx := testContext(t)
+	const keys, rounds = 50, 60
+	want := map[string]string{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for r := 1; r <= rounds; r++ {
+			for k := 0; k < keys; k++ {
+				prod.Produce(ctx, &kgo.Record{Topic: "versions", Key: []byte(fmt.Sprintf("k%02d", k)), Value: []byte(fmt.Sprintf("%06d", r))}, nil)
+			}
+			if err := prod.Flush(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for k := 0; k < keys; k++ {
+		want[fmt.Sprintf("k%02d", k)] = fmt.Sprintf("%06d", rounds)
+	}
+	consumer := client(t, b, kgo.ConsumeTopics("versions"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(4096))
+	seen := map[string]string{}
+	p, _ := b.partition("versions", 0)
+	produced := false
+	for {
+		select {
+		case <-done:
+			produced = true
+		default:
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("consumer saw %d keys, k00 at %s", len(seen), seen["k00"])
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		f := consumer.PollFetches(pctx)
+		cancel()
+		f.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("fetch %s-%d: %v", topic, partition, err)
+			}
+		})
+		f.EachRecord(func(r *kgo.Record) {
+			k, v := string(r.Key), string(r.Value)
+			if prev, ok := seen[k]; ok && v <= prev {
+				t.Fatalf("key %s went back from %s to %s at offset %d", k, prev, v, r.Offset)
+			}
+			seen[k] = v
+		})
+		if produced && len(seen) == keys && seen["k00"] == want["k00"] && seen[fmt.Sprintf("k%02d", keys-1)] == want[fmt.Sprintf("k%02d", keys-1)] {
+			break
+		}
+	}
+	for k, v := range want {
+		if seen[k] != v {
+			t.Fatalf("key %s ended at %q, want %q", k, seen[k], v)
+		}
+	}
+	if st := p.Log().CleanerStatus(); st.LastClean.IsZero() {
+		t.Fatal("the cleaner never ran during the test")
 	}
 }
