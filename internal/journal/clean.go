@@ -78,9 +78,10 @@ var ErrDedupeBufferTooSmall = errors.New("cleaner dedupe buffer too small for on
 
 // cleanSource is a closed segment as the pass saw it.
 type cleanSource struct {
-	seg  *segment
-	size int64
-	next int64
+	seg            *segment
+	size           int64
+	next           int64
+	firstBatchTime int64
 }
 
 // cleanPlan is what a pass works on, taken under the log's lock.
@@ -117,7 +118,7 @@ func (l *Log) planLocked(c Compaction) cleanPlan {
 		if s.next > p.firstDirty && c.MinCompactionLag > 0 && s.maxTimestamp > p.now-c.MinCompactionLag.Milliseconds() {
 			break
 		}
-		src := cleanSource{seg: s, size: s.size.Load(), next: s.next}
+		src := cleanSource{seg: s, size: s.size.Load(), next: s.next, firstBatchTime: s.firstBatchTime}
 		p.srcs = append(p.srcs, src)
 		switch {
 		case src.next <= p.firstDirty:
@@ -145,7 +146,7 @@ func (p *cleanPlan) mustClean(c Compaction) bool {
 	}
 	for _, s := range p.srcs {
 		if s.next > p.firstDirty {
-			t := s.seg.firstBatchTime
+			t := s.firstBatchTime
 			return t >= 0 && p.now-t > c.MaxCompactionLag.Milliseconds()
 		}
 	}
@@ -207,10 +208,13 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats
 	st.CleanedTo = mapEnd
 
 	l.mu.Lock()
+	// The mark takes the time the pass ended: its tombstones' delete.retention.ms counts
+	// from when readers could first see them cleaned.
+	done := l.cfg.Now().UnixMilli()
 	l.cleaner.cleanedTo = max(l.cleaner.cleanedTo, mapEnd)
-	l.cleaner.lastClean = p.now
+	l.cleaner.lastClean = done
 	l.cleaner.horizon = max(l.cleaner.horizon, p.horizon)
-	l.cleaner.addMark(cleanMark{offset: mapEnd, time: p.now}, cfg.DeleteRetention)
+	l.cleaner.addMark(cleanMark{offset: mapEnd, time: done}, cfg.DeleteRetention)
 	state := l.cleaner.encode()
 	l.dropSegmentsBelowStartLocked()
 	l.mu.Unlock()
