@@ -16,7 +16,7 @@ import (
 //     <base>-<end>.cleaned and fsynced;
 //  2. it is renamed to <base>-<end>.swap and the directory fsynced: the swap is decided;
 //  3. the old segments of [base, end) are renamed to .deleted (readers keep their open
-//     files for file.delete.delay.ms) and their index files removed;
+//     files for file.delete.delay.ms), their index files removed, the directory fsynced;
 //  4. the .swap is renamed to <base>.log and the directory fsynced.
 //
 // Recovery (Open) finishes or discards each step deterministically: a .cleaned file was
@@ -154,6 +154,11 @@ func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int6
 		if i == 0 {
 			cleanHook("first-old-retired")
 		}
+	}
+	// The old names must be gone on disk before the new <base>.log appears: after a power
+	// loss, a <base>.log without its .swap must never sit beside segments it replaced.
+	if err := syncDir(l.dir); err != nil {
+		return fail(err)
 	}
 	cleanHook("olds-retired")
 	newPath := filepath.Join(l.dir, segmentName(ns.base, ".log"))
