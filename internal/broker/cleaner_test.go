@@ -385,3 +385,24 @@ func TestConsumerDuringCleaning(t *testing.T) {
 		t.Fatal("the cleaner never ran during the test")
 	}
 }
+
+// TestCompactedTopicRejectsNullKeys: as in Kafka, a record without a key sent to a
+// compacted topic is refused with INVALID_RECORD and nothing of its batch is stored.
+func TestCompactedTopicRejectsNullKeys(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "keyed", 1, map[string]string{"cleanup.policy": "compact"})
+	keyless := idemBatch(t, -1, -1, -1, 2) // records without keys
+	if r := produceRaw(t, cl, "keyed", keyless); r.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("keyless batch to a compacted topic: %+v", r)
+	}
+	recs := []record.Record{{Key: []byte("a"), Value: []byte("1")}, {OffsetDelta: 1, Key: []byte("b"), Value: nil}}
+	keyed, _ := record.Build(record.Header{BaseTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs, record.CodecZstd)
+	if r := produceRaw(t, cl, "keyed", keyed); r.ErrorCode != 0 || r.BaseOffset != 0 {
+		t.Fatalf("keyed batch: %+v", r)
+	}
+	createTopic(t, cl, "plain", 1, nil)
+	if r := produceRaw(t, cl, "plain", idemBatch(t, -1, -1, -1, 2)); r.ErrorCode != 0 {
+		t.Fatalf("keyless batch to a delete topic: %+v", r)
+	}
+}
