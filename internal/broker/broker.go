@@ -170,9 +170,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 
-	b.bg.Add(2)
+	b.bg.Add(3)
 	go b.watchMetadata(ctx)
-	go b.runLogMaintenance(ctx)
+	go b.runRetention(ctx)
+	go b.runCleaner(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())

@@ -12,11 +12,28 @@ import (
 	"github.com/strand-data/strand/internal/partition"
 )
 
-// runLogMaintenance applies retention (cleanup.policy=delete) and compaction
-// (cleanup.policy=compact) to every local partition every LogCheckInterval, until ctx ends.
-// One cleaner serves all partitions, so its key map (CleanerDedupeBufferSize) and I/O budget
+// runRetention applies retention (cleanup.policy=delete) to every local partition every
+// LogCheckInterval, until ctx ends. It runs apart from the cleaner so that a long cleaning
+// pass never holds back the deletion of expired segments. Owned by Run (b.bg).
+func (b *Broker) runRetention(ctx context.Context) {
+	defer b.bg.Done()
+	ticker := time.NewTicker(b.cfg.LogCheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			b.applyRetention(ctx)
+		}
+	}
+}
+
+// runCleaner compacts every local partition whose cleanup.policy includes compact (which
+// covers __consumer_offsets) every LogCheckInterval, until ctx ends. One cleaner serves all
+// partitions, so its key map (CleanerDedupeBufferSize) and I/O budget
 // (CleanerIOBytesPerSecond) bound the work of the whole node. Owned by Run (b.bg).
-func (b *Broker) runLogMaintenance(ctx context.Context) {
+func (b *Broker) runCleaner(ctx context.Context) {
 	defer b.bg.Done()
 	cleaner := journal.NewCleaner(journal.CleanerConfig{DedupeBufferSize: b.cfg.CleanerDedupeBufferSize, IOBytesPerSecond: b.cfg.CleanerIOBytesPerSecond})
 	ticker := time.NewTicker(b.cfg.LogCheckInterval)
@@ -26,52 +43,68 @@ func (b *Broker) runLogMaintenance(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			b.maintainLogs(ctx, cleaner)
+			b.cleanLogs(ctx, cleaner)
 		}
 	}
 }
 
-// maintainLogs runs one round of retention and cleaning over the local partitions.
-func (b *Broker) maintainLogs(ctx context.Context, cleaner *journal.Cleaner) {
-	s := b.meta.State()
+// localPartitions is a snapshot of the hosted replicas.
+func (b *Broker) localPartitions() map[topicPartition]*partition.Partition {
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	parts := make(map[topicPartition]*partition.Partition, len(b.partitions))
 	for tp, p := range b.partitions {
 		parts[tp] = p
 	}
-	b.mu.RUnlock()
-	for tp, p := range parts {
+	return parts
+}
+
+// applyRetention runs one round of retention over the local partitions.
+func (b *Broker) applyRetention(ctx context.Context) {
+	s := b.meta.State()
+	for tp, p := range b.localPartitions() {
 		if ctx.Err() != nil {
 			return
 		}
-		deletes, compacts := cleanupPolicy(s, tp.topic)
-		l := p.Log()
-		if deletes {
-			r := journal.Retention{Ms: time.Duration(s.TopicConfigInt(tp.topic, "retention.ms")) * time.Millisecond,
-				Bytes: s.TopicConfigInt(tp.topic, "retention.bytes")}
-			n, err := l.ApplyRetention(r)
-			if err != nil && !errors.Is(err, journal.ErrClosed) {
-				b.log.Warn("retention failed", "topic", tp.topic, "partition", tp.id, "err", err)
-			}
-			if n > 0 {
-				b.metrics.retentionDeleted.WithLabelValues(tp.topic).Add(float64(n))
-				b.log.Debug("retention deleted segments", "topic", tp.topic, "partition", tp.id, "segments", n, "log_start", l.LogStartOffset())
-			}
+		if deletes, _ := cleanupPolicy(s, tp.topic); !deletes {
+			continue
 		}
-		if compacts {
-			st, err := cleaner.Clean(ctx, l, compactionOf(s, tp.topic))
-			switch {
-			case err != nil && ctx.Err() == nil && !errors.Is(err, journal.ErrClosed):
-				b.metrics.cleanerErrors.Inc()
-				b.log.Warn("log cleaning failed", "topic", tp.topic, "partition", tp.id, "err", err)
-			case st.Aborted:
-				b.log.Debug("log cleaning stopped: segments changed under it", "topic", tp.topic, "partition", tp.id)
-			case st.Cleaned:
-				b.metrics.cleanerPasses.Inc()
-				b.metrics.cleanerBytes.Add(float64(st.DirtyBytes))
-				b.log.Debug("log cleaned", "topic", tp.topic, "partition", tp.id, "dirty_ratio", st.DirtyRatio,
-					"cleaned_to", st.CleanedTo, "removed", st.RecordsRemoved, "read", st.BytesRead, "written", st.BytesWritten)
-			}
+		l := p.Log()
+		r := journal.Retention{Ms: time.Duration(s.TopicConfigInt(tp.topic, "retention.ms")) * time.Millisecond,
+			Bytes: s.TopicConfigInt(tp.topic, "retention.bytes")}
+		n, err := l.ApplyRetention(r)
+		if err != nil && !errors.Is(err, journal.ErrClosed) {
+			b.log.Warn("retention failed", "topic", tp.topic, "partition", tp.id, "err", err)
+		}
+		if n > 0 {
+			b.metrics.retentionDeleted.WithLabelValues(tp.topic).Add(float64(n))
+			b.log.Debug("retention deleted segments", "topic", tp.topic, "partition", tp.id, "segments", n, "log_start", l.LogStartOffset())
+		}
+	}
+}
+
+// cleanLogs runs one cleaning round over the local compacted partitions.
+func (b *Broker) cleanLogs(ctx context.Context, cleaner *journal.Cleaner) {
+	s := b.meta.State()
+	for tp, p := range b.localPartitions() {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, compacts := cleanupPolicy(s, tp.topic); !compacts {
+			continue
+		}
+		st, err := cleaner.Clean(ctx, p.Log(), compactionOf(s, tp.topic))
+		switch {
+		case err != nil && ctx.Err() == nil && !errors.Is(err, journal.ErrClosed):
+			b.metrics.cleanerErrors.Inc()
+			b.log.Warn("log cleaning failed", "topic", tp.topic, "partition", tp.id, "err", err)
+		case st.Aborted:
+			b.log.Debug("log cleaning stopped: segments changed under it", "topic", tp.topic, "partition", tp.id)
+		case st.Cleaned:
+			b.metrics.cleanerPasses.Inc()
+			b.metrics.cleanerBytes.Add(float64(st.DirtyBytes))
+			b.log.Debug("log cleaned", "topic", tp.topic, "partition", tp.id, "dirty_ratio", st.DirtyRatio,
+				"cleaned_to", st.CleanedTo, "removed", st.RecordsRemoved, "read", st.BytesRead, "written", st.BytesWritten)
 		}
 	}
 }
