@@ -116,6 +116,11 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 	return res.LastOffset + 1, nil
 }
 
+// ReleasesFrame implements kafka.FrameReleaser: handleProduce appends the request's record
+// bytes to the journal before it returns, and its answer refers to none of them, so a
+// Produce request's buffer can take the connection's next request.
+func (b *Broker) ReleasesFrame(key int16) bool { return key == int16(kmsg.Produce) }
+
 type pendingProduce struct {
 	resp    *kmsg.ProduceResponse
 	waits   []pendingAppend
