@@ -116,6 +116,8 @@ func (c *Config) producerOpts() ([]kgo.Opt, error) {
 		kgo.ProducerLinger(c.Linger),
 		kgo.ProducerBatchMaxBytes(c.BatchBytes),
 		kgo.MaxBufferedRecords(1 << 16),
+		// A record that cannot be delivered fails instead of holding the run forever.
+		kgo.RecordDeliveryTimeout(time.Minute),
 	}
 	switch c.Acks {
 	case "all", "-1":

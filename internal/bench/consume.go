@@ -104,21 +104,40 @@ func (c *consumers) poll(ctx context.Context, cl *kgo.Client) {
 	for ctx.Err() == nil {
 		fetches := cl.PollRecords(ctx, 10_000)
 		now := time.Now()
-		var records, bytes int64
+		take := c.reserve(int64(fetches.NumRecords()))
+		if take == 0 {
+			continue
+		}
+		var bytes int64
 		fetches.EachRecord(func(r *kgo.Record) {
-			records++
+			if take == 0 {
+				return
+			}
+			take--
 			bytes += int64(len(r.Key) + len(r.Value))
 			if c.stamped && len(r.Value) >= stampSize {
 				sent := int64(binary.BigEndian.Uint64(r.Value))
 				c.lat.record(now.Sub(time.Unix(0, sent)))
 			}
 		})
-		if records == 0 {
-			continue
-		}
 		c.firstFetchedAt.CompareAndSwap(0, now.UnixNano())
 		c.consumedBytes.Add(bytes)
-		c.consumed.Add(records)
 		c.check()
 	}
+}
+
+// reserve counts up to n records as consumed, never past the target, and returns how many
+// it counted: a run asked for N records reports N, not N and the rest of a fetch.
+func (c *consumers) reserve(n int64) int64 {
+	for n > 0 {
+		cur := c.consumed.Load()
+		take := min(n, c.target.Load()-cur)
+		if take <= 0 {
+			return 0
+		}
+		if c.consumed.CompareAndSwap(cur, cur+take) {
+			return take
+		}
+	}
+	return 0
 }

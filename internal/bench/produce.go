@@ -57,9 +57,10 @@ func (p *producers) close() {
 	}
 }
 
-// run sends until each producer's share of Records is sent or ctx ends, then waits for
-// every sent record to be acknowledged or failed.
-func (p *producers) run(ctx context.Context, start time.Time) {
+// run sends until each producer's share of Records is sent or sendCtx ends (the run's
+// duration), then waits for every sent record to be acknowledged or failed, unless ctx
+// (the caller's) ends first.
+func (p *producers) run(ctx, sendCtx context.Context, start time.Time) {
 	var wg sync.WaitGroup
 	n := int64(len(p.clients))
 	for i, cl := range p.clients {
@@ -73,9 +74,9 @@ func (p *producers) run(ctx context.Context, start time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.send(ctx, cl, share, start, p.cfg.Rate/float64(n))
-			// Flush with a fresh context: records already handed over must be accounted for.
-			cl.Flush(context.Background())
+			p.send(ctx, sendCtx, cl, share, start, p.cfg.Rate/float64(n))
+			// Records already handed over must be accounted for, so not sendCtx.
+			cl.Flush(ctx)
 		}()
 	}
 	wg.Wait()
@@ -84,7 +85,7 @@ func (p *producers) run(ctx context.Context, start time.Time) {
 // send produces share records (or until ctx ends when share < 0). With a rate, record k is
 // due at start + k/rate; latency counts from when it was due, so time spent blocked in the
 // client or behind a slow broker is charged to the broker, not forgotten.
-func (p *producers) send(ctx context.Context, cl *kgo.Client, share int64, start time.Time, rate float64) {
+func (p *producers) send(ctx, sendCtx context.Context, cl *kgo.Client, share int64, start time.Time, rate float64) {
 	var interval time.Duration
 	if rate > 0 {
 		interval = time.Duration(float64(time.Second) / rate)
@@ -92,7 +93,7 @@ func (p *producers) send(ctx context.Context, cl *kgo.Client, share int64, start
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for k := int64(0); share < 0 || k < share; k++ {
-		if ctx.Err() != nil {
+		if sendCtx.Err() != nil {
 			return
 		}
 		due := time.Now()
@@ -102,7 +103,7 @@ func (p *producers) send(ctx context.Context, cl *kgo.Client, share int64, start
 				timer.Reset(wait)
 				select {
 				case <-timer.C:
-				case <-ctx.Done():
+				case <-sendCtx.Done():
 					return
 				}
 			}
@@ -116,8 +117,8 @@ func (p *producers) send(ctx context.Context, cl *kgo.Client, share int64, start
 		}
 		size := int64(len(r.Value))
 		p.sent.Add(1)
-		// Not ctx: a record handed over before the run ended must still be acknowledged.
-		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		// Not sendCtx: a record handed over before the run ended must still be acknowledged.
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			now := time.Now()
 			if err != nil {
 				p.fail(err)

@@ -76,14 +76,14 @@ func runProduce(ctx context.Context, cfg *Config, res *Result) error {
 	runCtx, cancel := bounded(ctx, cfg)
 	defer cancel()
 	start := time.Now()
-	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration, last *int64) {
+	rate := newRateMeter()
+	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration) {
 		acked := p.acked.Load()
-		rate := float64(acked-*last) / cfg.ProgressInterval.Seconds()
-		*last = acked
+		records, mb := rate.since(acked, p.ackedBytes.Load())
 		fmt.Fprintf(w, "%6.1fs  sent %d  acked %d  %.0f records/s  %.1f MB/s  errors %d\n", elapsed.Seconds(),
-			p.sent.Load(), acked, rate, rate*float64(cfg.RecordSize)/1e6, p.failed.Load())
+			p.sent.Load(), acked, records, mb, p.failed.Load())
 	})
-	p.run(runCtx, start)
+	p.run(ctx, runCtx, start)
 	stopProgress()
 	end := time.Now()
 	if last := p.lastAck.Load(); last > 0 {
@@ -115,11 +115,11 @@ func runConsume(ctx context.Context, cfg *Config, res *Result, from, end map[int
 	runCtx, cancel := bounded(ctx, cfg)
 	defer cancel()
 	start := time.Now()
-	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration, last *int64) {
+	rate := newRateMeter()
+	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration) {
 		n := c.consumed.Load()
-		rate := float64(n-*last) / cfg.ProgressInterval.Seconds()
-		*last = n
-		fmt.Fprintf(w, "%6.1fs  consumed %d  %.0f records/s  %.1f MB/s\n", elapsed.Seconds(), n, rate, rate*float64(cfg.RecordSize)/1e6)
+		records, mb := rate.since(n, c.consumedBytes.Load())
+		fmt.Fprintf(w, "%6.1fs  consumed %d  %.0f records/s  %.1f MB/s\n", elapsed.Seconds(), n, records, mb)
 	})
 	c.run(runCtx)
 	stopProgress()
@@ -156,15 +156,15 @@ func runE2E(ctx context.Context, cfg *Config, res *Result, from map[int32]int64)
 	runCtx, cancel := bounded(ctx, cfg)
 	defer cancel()
 	start := time.Now()
-	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration, last *int64) {
+	rate := newRateMeter()
+	stopProgress := progress(cfg, start, func(w io.Writer, elapsed time.Duration) {
 		n := c.consumed.Load()
-		rate := float64(n-*last) / cfg.ProgressInterval.Seconds()
-		*last = n
+		records, mb := rate.since(n, c.consumedBytes.Load())
 		fmt.Fprintf(w, "%6.1fs  sent %d  acked %d  consumed %d  %.0f records/s  %.1f MB/s  errors %d\n", elapsed.Seconds(),
-			p.sent.Load(), p.acked.Load(), n, rate, rate*float64(cfg.RecordSize)/1e6, p.failed.Load())
+			p.sent.Load(), p.acked.Load(), n, records, mb, p.failed.Load())
 	})
 	defer stopProgress()
-	p.run(runCtx, start)
+	p.run(ctx, runCtx, start)
 	// Everything acknowledged must reach the consumers; wait for it, within reason.
 	c.setTarget(p.acked.Load())
 	var drainErr error
@@ -199,7 +199,7 @@ func finish(res *Result, elapsed time.Duration) {
 
 // progress calls line every ProgressInterval until the returned stop is called (which is
 // safe to call more than once).
-func progress(cfg *Config, start time.Time, line func(w io.Writer, elapsed time.Duration, last *int64)) func() {
+func progress(cfg *Config, start time.Time, line func(w io.Writer, elapsed time.Duration)) func() {
 	if cfg.Progress == nil || cfg.ProgressInterval <= 0 {
 		return func() {}
 	}
@@ -209,13 +209,12 @@ func progress(cfg *Config, start time.Time, line func(w io.Writer, elapsed time.
 		defer close(stopped)
 		t := time.NewTicker(cfg.ProgressInterval)
 		defer t.Stop()
-		var last int64
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				line(cfg.Progress, time.Since(start), &last)
+				line(cfg.Progress, time.Since(start))
 			}
 		}
 	}()
@@ -227,4 +226,24 @@ func progress(cfg *Config, start time.Time, line func(w io.Writer, elapsed time.
 			<-stopped
 		}
 	}
+}
+
+// rateMeter turns running totals into rates over the last progress interval.
+type rateMeter struct {
+	at             time.Time
+	records, bytes int64
+}
+
+func newRateMeter() *rateMeter { return &rateMeter{at: time.Now()} }
+
+// since returns records/s and MB/s since the previous call.
+func (m *rateMeter) since(records, bytes int64) (float64, float64) {
+	now := time.Now()
+	secs := now.Sub(m.at).Seconds()
+	if secs <= 0 {
+		return 0, 0
+	}
+	r, b := float64(records-m.records)/secs, float64(bytes-m.bytes)/secs/1e6
+	m.at, m.records, m.bytes = now, records, bytes
+	return r, b
 }

@@ -64,8 +64,6 @@ func TestProduceThenConsumeCountsMatch(t *testing.T) {
 	addr := startBroker(t)
 	cfg := testConfig(addr, "counts")
 	cfg.Producers, cfg.Consumers = 2, 2
-	var progress bytes.Buffer
-	cfg.Progress, cfg.ProgressInterval = &progress, 10*time.Millisecond
 	p := runBench(t, Produce, cfg)
 	if p.Sent != cfg.Records || p.Acked != cfg.Records || p.Errors != 0 || p.Records != cfg.Records {
 		t.Fatalf("produce: sent %d acked %d errors %d records %d, want %d each and no errors (%s)", p.Sent, p.Acked, p.Errors, p.Records, cfg.Records, p.FirstError)
@@ -83,6 +81,13 @@ func TestProduceThenConsumeCountsMatch(t *testing.T) {
 	c := runBench(t, Consume, cfg)
 	if c.Records != cfg.Records || c.Bytes != p.Bytes || c.Partitions != 3 {
 		t.Fatalf("consume: %d records, %d bytes over %d partitions; want %d records, %d bytes, 3 partitions", c.Records, c.Bytes, c.Partitions, cfg.Records, p.Bytes)
+	}
+
+	// Part of the topic: exactly that many, though fetches bring more.
+	part := cfg
+	part.Records, part.Consumers = 1001, 1
+	if c := runBench(t, Consume, part); c.Records != 1001 || c.Bytes != 1001*int64(cfg.RecordSize) {
+		t.Fatalf("consume 1001: got %d records, %d bytes", c.Records, c.Bytes)
 	}
 
 	// Asking for more than the topic holds, with no time bound, is refused rather than hanging.
@@ -121,7 +126,12 @@ func TestDurationBoundsARun(t *testing.T) {
 	addr := startBroker(t)
 	cfg := testConfig(addr, "timed")
 	cfg.Records, cfg.Duration, cfg.Rate = 0, 300*time.Millisecond, 2000
+	var progress bytes.Buffer
+	cfg.Progress, cfg.ProgressInterval = &progress, 50*time.Millisecond
 	res := runBench(t, Produce, cfg)
+	if lines := strings.Count(progress.String(), " acked "); lines < 3 {
+		t.Fatalf("%d progress lines in 300 ms at 50 ms intervals:\n%s", lines, progress.String())
+	}
 	// About 600 records are offered in 300 ms; all that were sent are acknowledged.
 	if res.Sent < 400 || res.Sent > 800 || res.Acked != res.Sent || res.Errors != 0 {
 		t.Fatalf("timed produce: sent %d acked %d errors %d; want about 600, all acknowledged", res.Sent, res.Acked, res.Errors)
