@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -72,7 +71,6 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	releaser, _ := c.s.handler.(FrameReleaser)
-	var spare []byte // a frame buffer the handler gave back, for the next request
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
@@ -83,11 +81,10 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 		if size < 8 || size > c.s.cfg.MaxRequestBytes {
 			return &errFrame{"size", fmt.Sprintf("frame of %d bytes (limit %d)", size, c.s.cfg.MaxRequestBytes)}
 		}
-		frame, err := readFrame(br, int(size), spare)
+		frame, err := readFrame(br, int(size))
 		if err != nil {
 			return err
 		}
-		spare = nil // the frame is the handler's until it says otherwise
 		if m := c.s.cfg.Metrics; m != nil {
 			m.bytesIn.Add(float64(size) + 4)
 		}
@@ -101,8 +98,8 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 			resp = c.apiVersionsFallback()
 		} else {
 			resp = c.s.handler.Handle(c.ctx, req)
-			if releaser != nil && cap(frame) <= maxSpareFrame && releaser.ReleasesFrame(req.Key) {
-				spare = frame
+			if releaser != nil && releaser.ReleasesFrame(req.Key) {
+				putFrame(frame) // the next request, on any connection, may be read into it
 			}
 		}
 		select {
@@ -111,35 +108,6 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 			return c.ctx.Err()
 		}
 	}
-}
-
-// maxSpareFrame bounds the request buffer a connection keeps between requests.
-const maxSpareFrame = 16 << 20
-
-// readFrame reads size bytes, into spare when it is large enough. Otherwise small frames
-// get their buffer at once; large ones grow it as bytes actually arrive, so a lying size
-// prefix costs nothing.
-func readFrame(r io.Reader, size int, spare []byte) ([]byte, error) {
-	if size <= cap(spare) {
-		b := spare[:size]
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	if size <= 1<<20 {
-		b := make([]byte, size)
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(1 << 20)
-	n, err := io.CopyN(&buf, r, int64(size))
-	if err != nil {
-		if n < int64(size) && errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // decodeRequest parses a frame. fallback reports an ApiVersions request of a version we

@@ -41,8 +41,8 @@ func (h *reuseHandler) Handle(ctx context.Context, req *Request) Response {
 }
 
 // TestReleasedFramesAreReusedAndOthersKept sends Produce and SyncGroup requests on one
-// connection: Produce frames, which the handler releases, are read into the same buffer
-// again; a SyncGroup frame, which the handler may keep, is never overwritten.
+// connection: Produce frames, which the handler releases, are read into recycled buffers;
+// a SyncGroup frame, which the handler may keep, is never overwritten.
 func TestReleasedFramesAreReusedAndOthersKept(t *testing.T) {
 	h := &reuseHandler{}
 	s := NewServer(Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -78,7 +78,14 @@ func TestReleasedFramesAreReusedAndOthersKept(t *testing.T) {
 		req.GroupAssignment = append(req.GroupAssignment, a)
 		return frame(14, 3, int32(fill), req)
 	}
-	sequence := [][]byte{produce('a'), produce('b'), sync('s'), produce('c'), produce('d'), sync('u'), produce('e')}
+	const fills = "abcdefghijklmnopqrstuvwxyz"
+	var sequence [][]byte
+	for i := range len(fills) {
+		sequence = append(sequence, produce(fills[i]))
+		if i%5 == 2 {
+			sequence = append(sequence, sync(fills[i]))
+		}
+	}
 	for _, f := range sequence {
 		if _, err := c.Write(f); err != nil {
 			t.Fatal(err)
@@ -88,22 +95,28 @@ func TestReleasedFramesAreReusedAndOthersKept(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, a := range h.kept {
-		if want := bytes.Repeat([]byte{"su"[i]}, 1000); !bytes.Equal(a, want) {
-			t.Fatalf("kept SyncGroup assignment %d was overwritten: starts %q", i, a[:8])
+		fill := fills[5*i+2]
+		if want := bytes.Repeat([]byte{fill}, 1000); !bytes.Equal(a, want) {
+			t.Fatalf("kept SyncGroup assignment %q was overwritten: starts %q", fill, a[:8])
 		}
 	}
 	for i, snap := range h.snapshots {
-		if snap[0] != "abcde"[i] {
+		if snap[0] != fills[i] {
 			t.Fatalf("produce %d carried %q", i, snap[:1])
 		}
 	}
-	// a and b share a buffer, which s then takes and keeps; c gets a new buffer that d
-	// reuses and u keeps; e needs a third.
-	same := func(x, y []byte) bool { return &x[0] == &y[0] }
-	if !same(h.records[0], h.records[1]) || !same(h.records[2], h.records[3]) {
-		t.Fatal("released Produce frames were not reused")
+	// The pool may drop buffers (the race detector makes it drop some on purpose), but in
+	// 26 requests, one at a time, recycling shows.
+	reused := 0
+	for i := 1; i < len(h.records); i++ {
+		for j := 0; j < i; j++ {
+			if &h.records[i][0] == &h.records[j][0] {
+				reused++
+				break
+			}
+		}
 	}
-	if same(h.records[1], h.records[2]) || same(h.records[3], h.records[4]) {
-		t.Fatal("a frame read after a kept one shares its buffer")
+	if reused == 0 {
+		t.Fatal("released Produce frames were never reused")
 	}
 }
