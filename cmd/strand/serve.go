@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,7 +20,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	d := broker.DefaultConfig()
-	var fsync, voters, logLevel string
+	var fsync, voters, logLevel, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Strand node (Kafka protocol and HTTP)",
@@ -54,6 +57,13 @@ func newServeCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
+			if pprofAddr != "" {
+				closeProfiler, err := serveProfiler(pprofAddr, d.Logger)
+				if err != nil {
+					return err
+				}
+				defer closeProfiler()
+			}
 			return b.Run(ctx)
 		},
 	}
@@ -67,5 +77,30 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&d.ControllerAddr, "controller-addr", "", "metadata (raft) listen address; empty for a single node")
 	f.StringVar(&voters, "controller-voters", "", "metadata voters, e.g. 1@127.0.0.1:9093,2@127.0.0.2:9093")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
+}
+
+// serveProfiler serves net/http/pprof on its own listener, apart from the public HTTP API,
+// so profiling is never exposed by accident. The returned func closes it.
+func serveProfiler(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Warn("profiler stopped", "err", err)
+		}
+	}()
+	log.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close(); <-done }, nil
 }
