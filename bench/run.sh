@@ -18,8 +18,8 @@ export PATH=$PATH:/usr/local/go/bin
 
 scale=${BENCH_SCALE:-full}
 case $scale in
-  small) secs=${BENCH_SECONDS:-3}; fio_size=256M; iperf_secs=2 ;;
-  full) secs=${BENCH_SECONDS:-15}; fio_size=2G; iperf_secs=5 ;;
+  small) secs=${BENCH_SECONDS:-3}; warm=1; fio_size=256M; iperf_secs=2 ;;
+  full) secs=${BENCH_SECONDS:-15}; warm=3; fio_size=2G; iperf_secs=5 ;;
   *) echo "BENCH_SCALE=$scale: want small or full" >&2; exit 2 ;;
 esac
 producers=${BENCH_PRODUCERS:-2}
@@ -131,15 +131,30 @@ bench() { # bench NAME ARGS...: runs one workload, keeps its JSON in $out/NAME.j
   if [ -n "$prof" ]; then wait "$prof" || echo "no profile for $name" >&2; fi
 }
 
+# warmup TOPIC PARTITIONS SIZE: an unmeasured run first, so that each workload measures the
+# steady state: a partition's first append at a leader epoch writes and fsyncs its epoch
+# checkpoint, which costs seconds over 1000 new partitions.
+warmup() {
+  say "warm-up: ${warm}s on $1, not measured"
+  bin/strand bench produce --topic "$1" --partitions "$2" --record-size "$3" --acks all \
+    --duration "${warm}s" --producers "$producers" --quiet --format json >/dev/null
+}
+
+warmup p1k 6 1024
 bench produce-1k produce --topic p1k --partitions 6 --record-size 1024 --acks all \
   --duration "${secs}s" --producers "$producers"
+warmup p100 6 100
 bench produce-100 produce --topic p100 --partitions 6 --record-size 100 --acks all \
   --duration "${secs}s" --producers "$producers"
 produced=$(field "$out/produce-1k.json" acked)
-bench consume-1k consume --topic p1k --records "$produced" --consumers 1
+bench consume-1k consume --topic p1k --records "$produced" --consumers 1   # from the start: warm-up records too
+# e2e only needs its partitions touched once; a full-speed warm-up would leave writeback
+# running under the latency measurement.
+bin/strand bench produce --topic e2e --partitions 6 --record-size 1024 --records 6000 --quiet --format json >/dev/null
 half=$(awk -v r="$(field "$out/produce-1k.json" records_per_sec)" 'BEGIN{printf "%.0f", r/2}')
 bench e2e-1k e2e --topic e2e --partitions 6 --record-size 1024 --acks all --rate "$half" \
-  --duration "${secs}s" --producers 1 --consumers 1 --linger 1ms
+  --duration "${secs}s" --producers 1 --consumers 1 --linger 0s
+warmup p1k-1000 1000 1024
 bench produce-1k-1000p produce --topic p1k-1000 --partitions 1000 --record-size 1024 --acks all \
   --duration "${secs}s" --producers "$producers"
 
@@ -159,7 +174,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 met() { awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN{ ok = (op == ">=") ? v >= g : v <= g; print ok ? "yes" : "NO" }'; }
 
 echo
-echo "Strand bench ($scale scale: ${secs}s per workload, $producers producers; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "Strand bench ($scale scale: ${secs}s per workload after a ${warm}s warm-up, $producers producers; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 echo "disk reference:     $disk_how"
 echo "loopback reference: $loop_how"
 echo
