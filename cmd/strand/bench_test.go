@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -41,5 +43,31 @@ func TestBenchCLI(t *testing.T) {
 	}
 	if _, _, err := strand(t, env, "", "bench", "produce", "--acks", "2", "--records", "1"); err == nil {
 		t.Fatal("bench accepted --acks 2")
+	}
+}
+
+// TestServeProfiler: --pprof-addr serves Go's profiler on its own listener; the public
+// HTTP listener does not.
+func TestServeProfiler(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	node := harness.Start(t, harness.Options{Args: []string{"--pprof-addr", addr}})
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("http://" + addr + "/debug/pprof/heap"); code != http.StatusOK {
+		t.Fatalf("profiler answered %d", code)
+	}
+	if code := get("http://" + node.HTTPAddr + "/debug/pprof/heap"); code == http.StatusOK {
+		t.Fatal("the public HTTP listener serves the profiler")
 	}
 }
