@@ -150,6 +150,8 @@ var topicDefs = []ConfigDef{
 
 var brokerDefs = []ConfigDef{
 	{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true", Validate: boolean, Doc: "Create unknown topics when a client asks for their metadata."},
+	{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often a broker heartbeats the controller."},
+	{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How long the controller waits for a broker's heartbeat before fencing it."},
 	{Name: "compression.type", Type: TypeString, Default: "producer", Validate: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), Doc: "Default codec of stored batches."},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of automatically created topics."},
 	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often members of KIP-848 consumer groups heartbeat."},
