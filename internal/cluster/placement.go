@@ -29,7 +29,8 @@ func loadOf(s *State) load {
 // place assigns replicas for count new partitions numbered from first, over the live
 // brokers of s. Each partition's replicas are on distinct brokers; its leader (the first
 // replica) is the broker leading the fewest partitions, its followers the brokers holding
-// the fewest replicas, ties broken by broker id. The answer depends only on s, so it can
+// the fewest replicas, ties broken by broker id (for followers: by distance from the leader
+// in id order). The answer depends only on s, so it can
 // run inside Apply and every node places the same way.
 func place(s *State, first, count int32, rf int16) ([]Partition, error) {
 	live := s.LiveBrokers()
@@ -44,9 +45,14 @@ func place(s *State, first, count int32, rf int16) ([]Partition, error) {
 	out := make([]Partition, 0, count)
 	for p := first; p < first+count; p++ {
 		leader := pickLeast(ids, nil, func(id int32) [2]int { return [2]int{l.leaders[id], l.replicas[id]} })
+		at := slices.Index(ids, leader)
 		replicas := []int32{leader}
 		for len(replicas) < int(rf) {
-			replicas = append(replicas, pickLeast(ids, replicas, func(id int32) [2]int { return [2]int{l.replicas[id], l.leaders[id]} }))
+			// Among the least loaded, the next broker after the leader in id order, so
+			// that followers rotate with the leaders instead of piling on low ids.
+			replicas = append(replicas, pickLeast(ids, replicas, func(id int32) [2]int {
+				return [2]int{l.replicas[id], (slices.Index(ids, id) - at + len(ids)) % len(ids)}
+			}))
 		}
 		l.leaders[leader]++
 		for _, r := range replicas {
