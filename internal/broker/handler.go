@@ -28,6 +28,8 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.CreatePartitions), MinVersion: 0, MaxVersion: 3},
 	{ApiKey: int16(kmsg.IncrementalAlterConfigs), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.DescribeCluster), MinVersion: 0, MaxVersion: 1},
+	{ApiKey: int16(kmsg.AlterPartitionAssignments), MinVersion: 0, MaxVersion: 1},
+	{ApiKey: int16(kmsg.ListPartitionReassignments), MinVersion: 0, MaxVersion: 0},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -106,6 +108,10 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleIncrementalAlterConfigs(ctx, r)
 	case *kmsg.DescribeClusterRequest:
 		return b.handleDescribeCluster(r)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		return b.handleAlterPartitionReassignments(ctx, r)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		return b.handleListPartitionReassignments(r)
 	}
 	return unsupported(req)
 }
