@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/group"
@@ -41,6 +43,14 @@ type Config struct {
 	// StaticConfigs are broker configs fixed for this node's run (`serve --broker-config`),
 	// as Kafka's server.properties: they override defaults and read-only configs.
 	StaticConfigs map[string]string
+	// LogCheckInterval is how often retention and the log cleaner look at every partition
+	// (log.retention.check.interval.ms).
+	LogCheckInterval time.Duration
+	// CleanerDedupeBufferSize is the memory of the cleaner's key map (log.cleaner.dedupe.buffer.size).
+	CleanerDedupeBufferSize int64
+	// CleanerIOBytesPerSecond bounds the cleaner's reads and writes; 0 for no limit
+	// (log.cleaner.io.max.bytes.per.second).
+	CleanerIOBytesPerSecond int64
 }
 
 // ValidateStaticConfigs checks names and values of static broker configs.
@@ -81,7 +91,8 @@ func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
 // DefaultConfig is a single node on loopback with data in ./strand-data.
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
-		Fsync: journal.FsyncAlways, Logger: slog.Default()}
+		Fsync: journal.FsyncAlways, Logger: slog.Default(),
+		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20}
 }
 
 type topicPartition struct {
@@ -105,6 +116,10 @@ type Broker struct {
 	reconcileM sync.Mutex
 
 	sessions fetchSessions
+	fetchers replicaFetchers
+
+	isrMu       sync.Mutex
+	isrInFlight map[topicPartition]bool
 
 	pidMu   sync.Mutex
 	pidNext int64
@@ -127,9 +142,14 @@ func New(cfg Config) (*Broker, error) {
 	if err := ValidateStaticConfigs(cfg.StaticConfigs); err != nil {
 		return nil, err
 	}
+	if cfg.LogCheckInterval <= 0 {
+		cfg.LogCheckInterval = DefaultConfig().LogCheckInterval
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b := &Broker{cfg: cfg, log: cfg.Logger, reg: reg, partitions: map[topicPartition]*partition.Partition{}, ready: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: reg, partitions: map[topicPartition]*partition.Partition{}, ready: make(chan struct{}),
+		isrInFlight: map[topicPartition]bool{}}
+	b.fetchers = replicaFetchers{b: b, byNode: map[int32]*replicaFetcher{}}
 	b.metrics = newBrokerMetrics(reg, b)
 	return b, nil
 }
@@ -203,8 +223,22 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 
-	b.bg.Add(1)
+	replicaClient, err := kgo.NewClient(kgo.SeedBrokers(advertised), kgo.ClientID(fmt.Sprintf("strand-replica-%d", b.cfg.NodeID)),
+		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))
+	if err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return fmt.Errorf("replica fetch client: %w", err)
+	}
+	defer replicaClient.Close()
+	b.fetchers.start(ctx, replicaClient)
+	defer b.fetchers.close()
+
+	b.bg.Add(4)
 	go b.watchMetadata(ctx)
+	go b.watchISR(ctx)
+	go b.runRetention(ctx)
+	go b.runCleaner(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())
@@ -216,17 +250,28 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	b.log.Info("shutting down")
-	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := meta.ControlledShutdown(shutdownCtx); err != nil {
-		b.log.Warn("controlled shutdown", "err", err)
-	}
-	cancelShutdown()
+	b.controlledShutdown()
 	b.isReady.Store(false)
 	stopWire()
 	werr := <-wireDone
+	b.fetchers.close()
 	b.bg.Wait()
 	gerr := b.groups.Close()
 	return errors.Join(werr, gerr, b.closePartitions())
+}
+
+// controlledShutdown asks the controller to move leadership off this node before it stops
+// serving, so clients move to the new leaders instead of timing out (DESIGN §3: SIGTERM).
+func (b *Broker) controlledShutdown() {
+	cs, ok := any(b.meta).(interface{ ControlledShutdown(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := cs.ControlledShutdown(ctx); err != nil {
+		b.log.Warn("controlled shutdown did not finish; stopping anyway", "err", err)
+	}
 }
 
 func (b *Broker) readiness() error {
@@ -285,6 +330,7 @@ func (b *Broker) reconcile() error {
 		p := b.partitions[tp]
 		delete(b.partitions, tp)
 		b.mu.Unlock()
+		b.fetchers.stop(p)
 		if err := p.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -299,18 +345,19 @@ func (b *Broker) reconcile() error {
 		p, ok := b.partitions[tp]
 		b.mu.RUnlock()
 		if ok {
-			p.SetLeaderEpoch(meta.LeaderEpoch)
 			p.Log().SetConfig(b.journalConfig(state, tp.topic))
-			continue
+		} else {
+			var err error
+			p, err = partition.Open(tp.topic, tp.id, b.cfg.NodeID, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b.mu.Lock()
+			b.partitions[tp] = p
+			b.mu.Unlock()
 		}
-		p, err := partition.Open(tp.topic, tp.id, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		b.mu.Lock()
-		b.partitions[tp] = p
-		b.mu.Unlock()
+		b.applyRole(p, meta)
 	}
 	return errors.Join(errs...)
 }
@@ -323,6 +370,13 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
+	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
+	// since the cleaner only compacts closed segments.
+	if _, compacts := cleanupPolicy(s, topic); compacts {
+		if lag := s.TopicConfigInt(topic, "max.compaction.lag.ms"); lag < c.SegmentMs.Milliseconds() {
+			c.SegmentMs = time.Duration(lag) * time.Millisecond
+		}
+	}
 	return c
 }
 

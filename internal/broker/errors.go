@@ -8,6 +8,7 @@ import (
 
 	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/partition"
 )
 
 // errorCode maps an error from the layers below to the Kafka error code a broker sends.
@@ -18,6 +19,8 @@ func errorCode(err error) int16 {
 		return 0
 	case errors.Is(err, journal.ErrCorrupt):
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, errNullKey):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, journal.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, journal.ErrOutOfOrderSequence):
@@ -26,6 +29,12 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, journal.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, partition.ErrNotLeader):
+		return kerr.NotLeaderForPartition.Code
+	case partition.IsNotEnoughReplicas(err):
+		return kerr.NotEnoughReplicas.Code
+	case errors.Is(err, partition.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicasAfterAppend.Code
 	case errors.Is(err, journal.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, journal.ErrLogFailed):

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
@@ -17,9 +19,11 @@ import (
 
 // pendingAppend is one partition's append waiting to be committed.
 type pendingAppend struct {
-	part *partition.Partition
-	resp *kmsg.ProduceResponseTopicPartition
-	end  int64
+	part    *partition.Partition
+	resp    *kmsg.ProduceResponseTopicPartition
+	end     int64
+	acksAll bool
+	minISR  int
 }
 
 // handleProduce appends every partition's batches now, in request order, and answers
@@ -37,10 +41,12 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 		topic, known := s.Topics[t.Topic]
 		maxBytes := s.TopicConfigInt(t.Topic, "max.message.bytes")
+		minISR := int(s.TopicConfigInt(t.Topic, "min.insync.replicas"))
 		logAppendTime := false
 		if v, _, _ := s.TopicConfig(t.Topic, "message.timestamp.type"); v == "LogAppendTime" {
 			logAppendTime = true
 		}
+		_, compacted := cleanupPolicy(s, t.Topic)
 		for pi, p := range t.Partitions {
 			rp := &rt.Partitions[pi]
 			*rp = kmsg.NewProduceResponseTopicPartition()
@@ -53,12 +59,14 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 			case topic.Internal:
 				rp.ErrorCode = kerr.InvalidTopicException.Code
 				rp.ErrorMessage = kmsg.StringPtr("internal topics are written by the broker only")
-			case !local:
+			case !local || !part.IsLeader():
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
-				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rp)
+				acksAll := req.Acks == -1
+				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, compacted, acksAll, minISR, rp)
 				if err == nil && req.Acks != 0 {
-					waits = append(waits, pendingAppend{part: part, end: end, resp: rp})
+					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
 				}
 			}
 			if rp.ErrorCode != 0 {
@@ -77,8 +85,9 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 }
 
 // appendPartition validates and appends one partition's records, filling rp. It returns
-// the end offset to wait for.
-func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+// the end offset to wait for. As in Kafka, a compacted topic's records must have keys
+// (the cleaner could only drop them), which costs decoding its batches here.
+func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime, compacted, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	batches, err := record.Split(records)
 	if err == nil {
 		for _, batch := range batches {
@@ -90,6 +99,10 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 			case h.IsTransactional() || h.IsControl():
 				rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
 				err = fmt.Errorf("transactional batches are not supported")
+			case compacted:
+				if err = requireKeys(batch); err != nil {
+					rp.ErrorCode = errorCode(err)
+				}
 			}
 			if err != nil {
 				rp.ErrorMessage = errorMessage(err)
@@ -99,7 +112,7 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 	}
 	var res journal.AppendResult
 	if err == nil {
-		res, err = part.Append(records, logAppendTime)
+		res, err = part.Append(records, logAppendTime, acksAll, minISR)
 	}
 	if err != nil {
 		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
@@ -130,12 +143,18 @@ func (p pendingProduce) Wait(ctx context.Context) kafka.Response {
 		defer cancel()
 	}
 	for _, w := range p.waits {
-		if err := w.part.WaitCommitted(ctx, w.end); err != nil && w.resp != nil {
+		if err := w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err != nil && w.resp != nil {
 			w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
 			w.resp.BaseOffset = -1
 		}
 	}
 	return p.resp
+}
+
+// fillCurrentLeader tells a producer that reached a non-leader where the leader is
+// (KIP-951, Produce v10+), saving it a metadata round trip.
+func (b *Broker) fillCurrentLeader(rp *kmsg.ProduceResponseTopicPartition, meta cluster.Partition) {
+	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = meta.Leader, meta.LeaderEpoch
 }
 
 // producerIDBlock is how many producer ids one metadata commit reserves.
@@ -164,4 +183,20 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	resp.ProducerID, resp.ProducerEpoch = b.pidNext, 0
 	b.pidNext++
 	return resp
+}
+
+// errNullKey answers a keyless record sent to a compacted topic.
+var errNullKey = errors.New("compacted topic accepts only records with keys")
+
+func requireKeys(batch []byte) error {
+	recs, err := record.Records(batch)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Key == nil {
+			return errNullKey
+		}
+	}
+	return nil
 }
