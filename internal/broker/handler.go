@@ -30,6 +30,7 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.DescribeCluster), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.AlterPartitionAssignments), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.ListPartitionReassignments), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.UnregisterBroker), MinVersion: 0, MaxVersion: 0},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -112,6 +113,8 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleAlterPartitionReassignments(ctx, r)
 	case *kmsg.ListPartitionReassignmentsRequest:
 		return b.handleListPartitionReassignments(r)
+	case *kmsg.UnregisterBrokerRequest:
+		return b.handleUnregisterBroker(ctx, r)
 	}
 	return unsupported(req)
 }

@@ -14,11 +14,14 @@ import (
 
 // Partition reassignment (KIP-455): AlterPartitionReassignments starts, replaces or, with
 // null replicas, cancels a partition's move; ListPartitionReassignments reports the moves
-// in progress. The controller does the moving (cluster.Node.ReassignPartition).
+// in progress; UnregisterBroker removes a broker and reassigns its replicas. The
+// controller does the moving (cluster.Node.ReassignPartition, UnregisterBroker).
 
 // reassignErrorCode refines errorCode for the errors only reassignments meet.
-func reassignErrorCode(err error) int16 {
+func reassignErrorCode(err error, unregister bool) int16 {
 	switch {
+	case errors.Is(err, cluster.ErrUnknownBroker) && unregister:
+		return kerr.BrokerIDNotRegistered.Code
 	case errors.Is(err, cluster.ErrNoReassignment):
 		return kerr.NoReassignmentInProgress.Code
 	case errors.Is(err, cluster.ErrUnknownBroker), errors.Is(err, cluster.ErrInvalidRequest):
@@ -43,7 +46,7 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, req *kms
 			if err == nil {
 				err = b.meta.ReassignPartition(ctx, t.Topic, p.Partition, p.Replicas)
 			}
-			rp.ErrorCode, rp.ErrorMessage = reassignErrorCode(err), errorMessage(err)
+			rp.ErrorCode, rp.ErrorMessage = reassignErrorCode(err, false), errorMessage(err)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
@@ -91,4 +94,11 @@ func wanted(topics []kmsg.ListPartitionReassignmentsRequestTopic, topic string, 
 		}
 	}
 	return false
+}
+
+func (b *Broker) handleUnregisterBroker(ctx context.Context, req *kmsg.UnregisterBrokerRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.UnregisterBrokerResponse)
+	err := b.meta.UnregisterBroker(ctx, req.BrokerID)
+	resp.ErrorCode, resp.ErrorMessage = reassignErrorCode(err, true), errorMessage(err)
+	return resp
 }

@@ -56,6 +56,11 @@ func TestPartitionReassignmentAPIs(t *testing.T) {
 	if list.ErrorCode != 0 || len(list.Topics) != 0 {
 		t.Fatalf("reassignments listed on a single node: %+v", list)
 	}
+	unreg := kmsg.NewPtrUnregisterBrokerRequest()
+	unreg.BrokerID = 7
+	if code := request[*kmsg.UnregisterBrokerResponse](t, cl, unreg).ErrorCode; code != kerr.BrokerIDNotRegistered.Code {
+		t.Fatalf("unregistering an unknown broker: code %d", code)
+	}
 	// The node's State is served as JSON next to the internal metadata endpoints.
 	resp, err := http.Get("http://" + b.HTTPAddr().String() + "/v1/cluster")
 	if err != nil {

@@ -196,6 +196,10 @@ func (n *Node) call(ctx context.Context, addr, path string, body []byte, out any
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		// The node's metadata is not open (starting or stopping): nothing was applied.
+		return fmt.Errorf("%w: %s%s: HTTP %s", errNoLeader, addr, path, resp.Status)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("metadata call %s%s: HTTP %s", addr, path, resp.Status)
 	}
