@@ -123,15 +123,17 @@ func TestLeaderFailoverKeepsProposalsWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.stop(int(oldID))
-	next := c.leader()
-	if next.NodeID() == oldID {
-		t.Fatal("stopped node still leads")
-	}
+	// Propose at once, while the others may still think the stopped node leads: the
+	// forwarding retries until the new leader answers.
 	for _, n := range c.running() {
 		name := "after-" + string(rune('0'+n.NodeID()))
 		if _, err := n.CreateTopic(ctx, TopicSpec{Name: name, Partitions: 2, ReplicationFactor: 2}, false); err != nil {
 			t.Fatalf("node %d proposing after failover: %v", n.NodeID(), err)
 		}
+	}
+	next := c.leader()
+	if next.NodeID() == oldID {
+		t.Fatal("stopped node still leads")
 	}
 	// The new controller fences the stopped broker and moves its partitions.
 	c.everywhere(testSession+5*time.Second, "the old leader fenced and leading nothing", func(s *State) bool {
