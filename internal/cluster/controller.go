@@ -178,3 +178,28 @@ func alterPartition(s *State, c cmdAlterPartition) (Partition, error) {
 	s.Topics[c.Topic] = nt
 	return p, nil
 }
+
+// preferredLeaderMovable reports whether a partition's preferred replica (the first) could
+// take over: it is live and in the ISR, and no reassignment is changing the replicas.
+func preferredLeaderMovable(s *State, p *Partition) bool {
+	if len(p.Replicas) == 0 || len(p.AddingReplicas)+len(p.RemovingReplicas) > 0 {
+		return false
+	}
+	preferred := p.Replicas[0]
+	return p.Leader != preferred && slices.Contains(p.ISR, preferred) && s.live(preferred)
+}
+
+// electPreferred gives every partition whose preferred replica can lead back to it (Kafka's
+// preferred leader election), and answers how many moved.
+func electPreferred(s *State) int {
+	moved := 0
+	editPartitions(s, func(t *Topic, p *Partition) bool {
+		if !preferredLeaderMovable(s, p) {
+			return false
+		}
+		setLeader(p, p.Replicas[0])
+		moved++
+		return true
+	})
+	return moved
+}

@@ -323,3 +323,44 @@ func TestUnregisterBrokerReassignsItsReplicas(t *testing.T) {
 		t.Fatalf("second unregister: %v", err)
 	}
 }
+
+func TestPreferredLeaderElection(t *testing.T) {
+	n := openWithBrokers(t, 2)
+	ctx := ctxFor(t)
+	if err := n.AlterBrokerConfigs(ctx, []ConfigOp{{Name: "auto.leader.rebalance.enable", Value: "false"}, {Name: "leader.imbalance.check.interval.seconds", Value: "1"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: Topic{Name: "t", Partitions: []Partition{
+		{ID: 0, Leader: 1, Replicas: []int32{2, 1}, ISR: []int32{2, 1}},
+		{ID: 1, Leader: 1, Replicas: []int32{2, 1}, ISR: []int32{1}},
+		{ID: 2, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := n.ElectPreferredLeaders(ctx)
+	if err != nil || moved != 1 {
+		t.Fatalf("moved %d (%v), want 1", moved, err)
+	}
+	s := n.State().Topics["t"]
+	if p := s.Partitions[0]; p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Errorf("preferred replica in the ISR did not take over: %s", describe(p))
+	}
+	if p := s.Partitions[1]; p.Leader != 1 || p.LeaderEpoch != 0 {
+		t.Errorf("preferred replica outside the ISR took over: %s", describe(p))
+	}
+	if p := s.Partitions[2]; p.Leader != 1 || p.LeaderEpoch != 0 {
+		t.Errorf("preferred leader moved: %s", describe(p))
+	}
+	// With auto.leader.rebalance.enable the controller does it by itself.
+	if _, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: Topic{Name: "u", Partitions: []Partition{
+		{ID: 0, Leader: 1, Replicas: []int32{2, 1}, ISR: []int32{1, 2}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // longer than the check interval: nothing may move while disabled
+	if p := partitionOf(n, "u", 0); p.Leader != 1 {
+		t.Fatalf("moved with auto.leader.rebalance.enable=false: %s", describe(p))
+	}
+	if err := n.AlterBrokerConfigs(ctx, []ConfigOp{{Name: "auto.leader.rebalance.enable", Value: "true"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the controller to elect the preferred leader", func() bool { return partitionOf(n, "u", 0).Leader == 2 })
+}

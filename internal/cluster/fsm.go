@@ -251,6 +251,8 @@ func apply(s *State, cmd command) (any, error) {
 			return nil, err
 		}
 		return nil, reassign(s, c)
+	case "preferred-leaders":
+		return electPreferred(s), nil
 	case "unregister-broker":
 		c, err := decode[cmdUnregisterBroker](cmd.Data)
 		if err != nil {

@@ -111,14 +111,17 @@ func (n *Node) leadershipLoop(ctx context.Context) {
 // and waits for them.
 func (n *Node) startController(ctx context.Context) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.fenceLoop(ctx)
-	}()
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){n.fenceLoop, n.rebalanceLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(ctx)
+		}()
+	}
 	return func() {
 		cancel()
-		<-done
+		wg.Wait()
 	}
 }
 
