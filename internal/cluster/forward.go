@@ -138,7 +138,16 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (any, uint64, error
 		timeout = time.Until(d)
 	}
 	fut := n.raft.Apply(entry, timeout)
-	if err := fut.Error(); err != nil {
+	// raft's futures know no context; a waiter ends at commit, timeout or raft shutdown.
+	done := make(chan error, 1)
+	go func() { done <- fut.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("metadata commit: %w", ctx.Err())
+	}
+	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return nil, 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		}

@@ -307,7 +307,11 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly boo
 	if err != nil {
 		return nil, err
 	}
-	return valueAs[*Topic](v)
+	created, err := valueAs[*Topic](v)
+	if err != nil || created == nil {
+		return nil, err
+	}
+	return created.clone(), nil // the State's own copy is immutable
 }
 
 func newTopicID() [16]byte {
