@@ -402,8 +402,7 @@ func (n *Node) AllocateProducerIDs(ctx context.Context, count int32) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	first, _ := v.(int64)
-	return first, nil
+	return valueAs[int64](v)
 }
 
 // AlterPartition is a partition leader's request to change the ISR (Kafka's
