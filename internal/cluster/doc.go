@@ -9,8 +9,9 @@
 // the hop. The raft leader is also the controller: it tracks broker heartbeats and fences
 // silent brokers (liveness.go). The controller's decisions — replica placement
 // (placement.go), ISR-only leader elections, ISR changes, controlled shutdown
-// (controller.go) and reassignments (reassign.go) — are made inside Apply, so every node
-// reaches the same decision from the same log; the leader only decides when to propose.
+// (controller.go), reassignments (reassign.go) and preferred leader elections
+// (preferred.go) — are made inside Apply, so every node reaches the same decision from
+// the same log; the leader only decides when to propose.
 //
 // The package never touches partition data and never imports the wire, broker or
 // journal packages.

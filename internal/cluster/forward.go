@@ -84,11 +84,7 @@ const defaultProposeTimeout = 10 * time.Second
 // leader changes under it, propose retries against the new one until ctx (or a default of
 // ten seconds) ends.
 func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	entry, err := json.Marshal(command{Type: typ, Data: raw})
+	entry, err := encodeCommand(typ, data)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +116,34 @@ func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+}
+
+// proposeAsController commits a command only if this node leads the quorum: the
+// controller's own decisions (fencing from its in-memory heartbeat times, rebalancing)
+// must not be forwarded by a node that has just lost leadership.
+func (n *Node) proposeAsController(ctx context.Context, typ string, data any) (any, error) {
+	entry, err := encodeCommand(typ, data)
+	if err != nil {
+		return nil, err
+	}
+	if n.raft.State() != raft.Leader {
+		return nil, ErrNotController
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultProposeTimeout)
+		defer cancel()
+	}
+	value, _, err := n.applyLocal(ctx, entry)
+	return value, err
+}
+
+func encodeCommand(typ string, data any) ([]byte, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(command{Type: typ, Data: raw})
 }
 
 // retryable are failures after which the command was certainly not applied, so another

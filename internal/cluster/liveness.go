@@ -82,7 +82,7 @@ func (n *Node) receiveHeartbeat(ctx context.Context, hb heartbeat) error {
 		return ErrUnknownBroker
 	}
 	if b.Fenced && !hb.ShuttingDown {
-		_, err := n.propose(ctx, "broker-state", cmdBrokerState{ID: hb.BrokerID})
+		_, err := n.proposeAsController(ctx, "broker-state", cmdBrokerState{ID: hb.BrokerID})
 		return err
 	}
 	return nil
@@ -150,7 +150,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 		}
 		for _, id := range n.silentBrokers(time.Now()) {
 			b := n.fsm.state.Load().Brokers[id]
-			_, err := n.propose(ctx, "broker-state", cmdBrokerState{ID: id, Fenced: true, ShuttingDown: b.ShuttingDown})
+			_, err := n.proposeAsController(ctx, "broker-state", cmdBrokerState{ID: id, Fenced: true, ShuttingDown: b.ShuttingDown})
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrUnknownBroker) {
 				n.cfg.Logger.Warn("fencing a silent broker", "broker", id, "err", err)
 			} else if err == nil {

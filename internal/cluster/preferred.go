@@ -42,7 +42,8 @@ func (n *Node) rebalanceLoop(ctx context.Context) {
 			if v, _, _ := s.BrokerConfig("auto.leader.rebalance.enable"); v != "true" || !imbalanced(s) {
 				continue
 			}
-			if moved, err := n.ElectPreferredLeaders(ctx); err != nil && ctx.Err() == nil {
+			v, err := n.proposeAsController(ctx, "preferred-leaders", struct{}{})
+			if moved, _ := v.(int); err != nil && ctx.Err() == nil {
 				n.cfg.Logger.Warn("preferred leader election", "err", err)
 			} else if moved > 0 {
 				n.cfg.Logger.Info("moved partitions back to their preferred leaders", "partitions", moved)
