@@ -31,6 +31,7 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.AlterPartitionAssignments), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.ListPartitionReassignments), MinVersion: 0, MaxVersion: 0},
 	{ApiKey: int16(kmsg.UnregisterBroker), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.ElectLeaders), MinVersion: 0, MaxVersion: 2},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -115,6 +116,8 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleListPartitionReassignments(r)
 	case *kmsg.UnregisterBrokerRequest:
 		return b.handleUnregisterBroker(ctx, r)
+	case *kmsg.ElectLeadersRequest:
+		return b.handleElectLeaders(ctx, r)
 	}
 	return unsupported(req)
 }

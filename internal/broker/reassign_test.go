@@ -28,7 +28,7 @@ func alterReassignment(t *testing.T, cl *kgo.Client, allowRF bool, topic string,
 	return resp.Topics[0].Partitions[0].ErrorCode
 }
 
-func TestPartitionReassignmentAPIs(t *testing.T) {
+func TestControllerAdminAPIs(t *testing.T) {
 	b, _ := startBroker(t, t.TempDir())
 	cl := client(t, b)
 	createTopic(t, cl, "moves", 2, nil)
@@ -60,6 +60,17 @@ func TestPartitionReassignmentAPIs(t *testing.T) {
 	unreg.BrokerID = 7
 	if code := request[*kmsg.UnregisterBrokerResponse](t, cl, unreg).ErrorCode; code != kerr.BrokerIDNotRegistered.Code {
 		t.Fatalf("unregistering an unknown broker: code %d", code)
+	}
+	// Single replicas already lead: a preferred election is not needed, and an unknown
+	// partition is reported as such.
+	elect := kmsg.NewPtrElectLeadersRequest()
+	et := kmsg.NewElectLeadersRequestTopic()
+	et.Topic, et.Partitions = "moves", []int32{0, 5}
+	elect.Topics = append(elect.Topics, et)
+	er := request[*kmsg.ElectLeadersResponse](t, cl, elect)
+	if er.ErrorCode != 0 || len(er.Topics) != 1 || len(er.Topics[0].Partitions) != 2 ||
+		er.Topics[0].Partitions[0].ErrorCode != kerr.ElectionNotNeeded.Code || er.Topics[0].Partitions[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("elect leaders %+v", er)
 	}
 	// The node's State is served as JSON next to the internal metadata endpoints.
 	resp, err := http.Get("http://" + b.HTTPAddr().String() + "/v1/cluster")

@@ -364,3 +364,36 @@ func TestPreferredLeaderElection(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the controller to elect the preferred leader", func() bool { return partitionOf(n, "u", 0).Leader == 2 })
 }
+
+func TestElectLeaders(t *testing.T) {
+	n := openWithBrokers(t, 2, 3)
+	ctx := ctxFor(t)
+	if _, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: Topic{Name: "t", Partitions: []Partition{
+		{ID: 0, Leader: 1, Replicas: []int32{2, 1}, ISR: []int32{2, 1}},                // preferred 2 can lead
+		{ID: 1, Leader: 1, Replicas: []int32{3, 1}, ISR: []int32{1}},                   // preferred 3 is out of the ISR
+		{ID: 2, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}},                // already preferred
+		{ID: 3, Leader: -1, Replicas: []int32{3, 2}, ISR: []int32{9}}}}}); err != nil { // offline
+		t.Fatal(err)
+	}
+	tp := func(p int32) TopicPartition { return TopicPartition{"t", p} }
+	got, err := n.ElectLeaders(ctx, false, []TopicPartition{tp(0), tp(1), tp(2), {"nope", 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ElectionResult{{TopicPartition{"nope", 0}, UnknownPartition}, {tp(0), Elected}, {tp(1), LeaderNotAvailable}, {tp(2), ElectionNotNeeded}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("preferred election %+v, want %+v", got, want)
+	}
+	if p := partitionOf(n, "t", 0); p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Fatalf("partition 0: %s", describe(p))
+	}
+	// Unclean over every partition: only the offline one needs it; it takes the first live
+	// replica, which becomes the whole ISR.
+	got, err = n.ElectLeaders(ctx, true, nil)
+	if err != nil || !reflect.DeepEqual(got, []ElectionResult{{tp(3), Elected}}) {
+		t.Fatalf("unclean election %+v %v", got, err)
+	}
+	if p := partitionOf(n, "t", 3); p.Leader != 3 || !slices.Equal(p.ISR, []int32{3}) {
+		t.Fatalf("partition 3: %s", describe(p))
+	}
+}

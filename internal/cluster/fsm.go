@@ -251,6 +251,12 @@ func apply(s *State, cmd command) (any, error) {
 			return nil, err
 		}
 		return nil, reassign(s, c)
+	case "elect-leaders":
+		c, err := decode[cmdElectLeaders](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return electLeaders(s, c), nil
 	case "preferred-leaders":
 		return electPreferred(s), nil
 	case "unregister-broker":
