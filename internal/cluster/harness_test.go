@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,13 +76,22 @@ func startCluster(t *testing.T, size int) *testCluster {
 	return c
 }
 
+// open starts node id. A restarted node binds its old raft port again, which an outgoing
+// connection of another node may hold for a moment as its ephemeral port: retry briefly.
 func (c *testCluster) open(id int) {
 	c.t.Helper()
-	n, err := Open(context.Background(), c.cfgs[id-1])
-	if err != nil {
-		c.t.Fatal(err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := Open(context.Background(), c.cfgs[id-1])
+		if err == nil {
+			c.nodes[id-1] = n
+			return
+		}
+		if !strings.Contains(err.Error(), "address already in use") || time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	c.nodes[id-1] = n
 }
 
 // waitReady runs WaitReady on nodes from..to concurrently, as brokers starting together do.
