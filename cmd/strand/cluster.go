@@ -57,7 +57,7 @@ func newClusterCmd() *cobra.Command {
 			return nil
 		}),
 	})
-	cmd.AddCommand(newClusterNodesCmd(), newClusterPartitionsCmd())
+	cmd.AddCommand(newClusterNodesCmd(), newClusterPartitionsCmd(), newClusterReassignCmd(), newClusterReassignmentsCmd())
 	return cmd
 }
 
@@ -226,4 +226,92 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func newClusterReassignCmd() *cobra.Command {
+	var replicas string
+	var cancel bool
+	cmd := &cobra.Command{
+		Use:   "reassign TOPIC PARTITION",
+		Short: "Move a partition to other brokers (--replicas 2,3,4; the first is the preferred leader) or --cancel a move",
+		Args:  cobra.ExactArgs(2),
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
+			partition, err := strconv.ParseInt(args[1], 10, 32)
+			if err != nil {
+				return fmt.Errorf("partition %q: %w", args[1], err)
+			}
+			var req kadm.AlterPartitionAssignmentsReq
+			switch {
+			case cancel && replicas != "":
+				return fmt.Errorf("--replicas and --cancel exclude each other")
+			case cancel:
+				req.CancelAssign(args[0], int32(partition))
+			default:
+				var target []int32
+				for _, f := range strings.Split(replicas, ",") {
+					id, err := strconv.ParseInt(strings.TrimSpace(f), 10, 32)
+					if err != nil {
+						return fmt.Errorf("--replicas %q: want broker ids like 1,2,3", replicas)
+					}
+					target = append(target, int32(id))
+				}
+				req.Assign(args[0], int32(partition), target)
+			}
+			resps, err := adm.AlterPartitionAssignments(ctx, req)
+			if err != nil {
+				return err
+			}
+			for _, ps := range resps {
+				for _, r := range ps {
+					if r.Err != nil {
+						return fmt.Errorf("%s-%d: %w %s", r.Topic, r.Partition, r.Err, r.ErrMessage)
+					}
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "reassignment of %s-%d accepted\n", args[0], partition)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&replicas, "replicas", "", "target broker ids, comma-separated")
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "cancel the reassignment in progress")
+	return cmd
+}
+
+type reassignmentRow struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Replicas  []int32 `json:"replicas"`
+	Adding    []int32 `json:"adding"`
+	Removing  []int32 `json:"removing"`
+}
+
+func newClusterReassignmentsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reassignments",
+		Short: "List the partition reassignments in progress",
+		Args:  cobra.NoArgs,
+		RunE: withAdmin(func(cmd *cobra.Command, args []string, ctx context.Context, adm *kadm.Client, asJSON bool) error {
+			topics, err := adm.ListTopicsWithInternal(ctx)
+			if err != nil {
+				return err
+			}
+			listed, err := adm.ListPartitionReassignments(ctx, topics.TopicsSet())
+			if err != nil {
+				return err
+			}
+			rows := []reassignmentRow{}
+			for _, r := range listed.Sorted() {
+				rows = append(rows, reassignmentRow{r.Topic, r.Partition, r.Replicas, r.AddingReplicas, r.RemovingReplicas})
+			}
+			if asJSON {
+				return printJSON(rows)
+			}
+			var table [][]string
+			for _, r := range rows {
+				table = append(table, []string{r.Topic, strconv.Itoa(int(r.Partition)), ids(r.Replicas), ids(r.Adding), ids(r.Removing)})
+			}
+			printTable(cmd.OutOrStdout(), []string{"TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"}, table)
+			return nil
+		}),
+	}
 }

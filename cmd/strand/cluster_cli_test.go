@@ -57,4 +57,17 @@ func TestCLIClusterNodesAndPartitions(t *testing.T) {
 	if err := json.Unmarshal([]byte(run("cluster", "partitions", "--under-replicated", "--format", "json")), &parts); err != nil || len(parts) != 0 {
 		t.Fatalf("under-replicated on a healthy node: %+v %v", parts, err)
 	}
+	// A move to the replica set it already has completes at once; there is then nothing
+	// to cancel, and a broker that does not exist is refused.
+	run("cluster", "reassign", "health", "1", "--replicas", "1")
+	var moves []reassignmentRow
+	if err := json.Unmarshal([]byte(run("cluster", "reassignments", "--format", "json")), &moves); err != nil || len(moves) != 0 {
+		t.Fatalf("reassignments %+v %v", moves, err)
+	}
+	if _, errOut, err := strand(t, env, "", "cluster", "reassign", "health", "1", "--cancel"); err == nil || !strings.Contains(errOut, "NO_REASSIGNMENT_IN_PROGRESS") {
+		t.Fatalf("cancel with nothing in progress: %v %q", err, errOut)
+	}
+	if _, errOut, err := strand(t, env, "", "cluster", "reassign", "health", "1", "--replicas", "1,9"); err == nil || !strings.Contains(errOut, "INVALID_REPLICA_ASSIGNMENT") {
+		t.Fatalf("reassign to an unknown broker: %v %q", err, errOut)
+	}
 }
