@@ -263,13 +263,9 @@ func (b *Broker) Run(ctx context.Context) error {
 // controlledShutdown asks the controller to move leadership off this node before it stops
 // serving, so clients move to the new leaders instead of timing out (DESIGN §3: SIGTERM).
 func (b *Broker) controlledShutdown() {
-	cs, ok := any(b.meta).(interface{ ControlledShutdown(context.Context) error })
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := cs.ControlledShutdown(ctx); err != nil {
+	if err := b.meta.ControlledShutdown(ctx); err != nil {
 		b.log.Warn("controlled shutdown did not finish; stopping anyway", "err", err)
 	}
 }
