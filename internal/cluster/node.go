@@ -231,7 +231,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	// With more voters the registration below goes through whichever node leads; propose
 	// returns once this node has applied it, and so everything before it.
 	if n.fsm.state.Load().ClusterID == "" {
-		if _, err := n.propose(ctx, "init-cluster", cmdInitCluster{ClusterID: newClusterID()}); err != nil {
+		if err := n.proposeIdempotent(ctx, "init-cluster", cmdInitCluster{ClusterID: newClusterID()}); err != nil {
 			return err
 		}
 	}
@@ -244,7 +244,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		return fmt.Errorf("advertised port %q: %w", portStr, err)
 	}
 	b := Broker{ID: n.cfg.NodeID, Host: host, Port: int32(port), HTTPAddr: n.cfg.HTTPAddr}
-	if _, err := n.propose(ctx, "register-broker", cmdRegisterBroker{b}); err != nil {
+	if err := n.proposeIdempotent(ctx, "register-broker", cmdRegisterBroker{b}); err != nil {
 		return err
 	}
 	n.startHB.Do(func() {
@@ -252,6 +252,25 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		go n.heartbeatLoop(n.ctx)
 	})
 	return nil
+}
+
+// proposeIdempotent commits a command that may safely be applied twice, retrying until it
+// commits or ctx ends: at start-up the quorum may still be electing, and a commit can be
+// lost to a leadership change ("leadership lost while committing log", here or on the
+// leader it was forwarded to); a node must not give up on starting then.
+func (n *Node) proposeIdempotent(ctx context.Context, typ string, data any) error {
+	for {
+		_, err := n.propose(ctx, typ, data)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		n.cfg.Logger.Debug("metadata command not committed yet; retrying", "command", typ, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func newClusterID() string {
