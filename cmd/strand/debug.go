@@ -99,7 +99,10 @@ func printVerify(w io.Writer, out verifyOutput) {
 			damaged = append(damaged, offsetRange(d[0], d[1]))
 		}
 		status := "ok"
-		if p.IsDamaged() {
+		switch {
+		case p.IsDamaged() && len(damaged) == 0:
+			status = "DAMAGED (checkpoint or index files, no records)"
+		case p.IsDamaged():
 			status = "DAMAGED " + strings.Join(damaged, " ")
 		}
 		rows = append(rows, []string{p.Name, strconv.Itoa(p.Segments), strconv.Itoa(p.Batches), strconv.FormatInt(p.Bytes, 10),

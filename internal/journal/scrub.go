@@ -43,6 +43,16 @@ func (l *Log) MarkDamaged(from int64) bool {
 	return true
 }
 
+// forgetDamageFrom clears the damage mark when the log was truncated to end at or before
+// it: the damaged bytes are gone (the repair path truncates, then re-fetches).
+func (l *Log) forgetDamageFrom(end int64) {
+	l.damage.mu.Lock()
+	defer l.damage.mu.Unlock()
+	if l.damage.set && l.damage.from >= end {
+		l.damage.set = false
+	}
+}
+
 // Damage is one damaged batch found in a segment.
 type Damage struct {
 	Segment     string // file path

@@ -111,3 +111,25 @@ func TestValidateReadRejectsDamagedBatch(t *testing.T) {
 		t.Fatalf("Damaged() = %d, %v; want %d", from, ok, base)
 	}
 }
+
+func TestTruncateBelowDamageClearsIt(t *testing.T) {
+	dir := writeClosedLog(t)
+	l := openLog(t, dir, quietConfig())
+	defer l.Close()
+	l.MarkDamaged(100)
+	if l.MarkDamaged(120) {
+		t.Fatal("damage above the known mark reported as new")
+	}
+	if err := l.Truncate(110); err != nil {
+		t.Fatal(err)
+	}
+	if from, ok := l.Damaged(); !ok || from != 100 {
+		t.Fatalf("truncating above the damage cleared it: %d, %v", from, ok)
+	}
+	if err := l.Truncate(100); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Damaged(); ok {
+		t.Fatal("damage still marked after truncating it away")
+	}
+}
