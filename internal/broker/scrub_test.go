@@ -101,7 +101,7 @@ func TestFollowerFetchOverDamageGetsStorageError(t *testing.T) {
 
 func TestScrubberFindsDamage(t *testing.T) {
 	scrubIdle = 50 * time.Millisecond
-	defer func() { scrubIdle = 10 * time.Second }()
+	t.Cleanup(func() { scrubIdle = 10 * time.Second }) // runs after the broker's own cleanup stops it
 	br, _ := startBrokerWith(t, t.TempDir(), func(c *Config) { c.ScrubBytesPerSecond = 64 << 10 })
 	damaged := writeDamagedTopic(t, br, "scrubbed")
 	p, ok := br.partition("scrubbed", 0)
