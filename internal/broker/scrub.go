@@ -121,9 +121,11 @@ func (b *Broker) readIntact(l *journal.Log, it fetchItem, replicaID int32, maxBy
 		return res, err
 	}
 	if err := l.ValidateRead(res); err != nil {
-		if errors.Is(err, journal.ErrDamaged) {
+		var de *journal.DamageError
+		if errors.As(err, &de) {
+			d := de.Damage
+			b.noteDamage(tp, d.Segment, d.Position, d.FirstOffset, d.LastOffset, d.Err, "follower fetch")
 			from, _ := l.Damaged()
-			b.noteDamage(tp, fmt.Sprintf("%s-%d", tp.topic, tp.id), from, from, -1, err, "follower fetch")
 			b.refuseDamaged(tp, from, it.fetchOffset, replicaID)
 		}
 		return journal.ReadResult{}, err

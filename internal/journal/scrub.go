@@ -63,6 +63,15 @@ type Damage struct {
 	New         bool // lowered the log's damage mark (MarkDamaged returned true)
 }
 
+// DamageError is ValidateRead's error for a damaged batch; it wraps ErrDamaged.
+type DamageError struct{ Damage Damage }
+
+func (e *DamageError) Error() string {
+	return fmt.Sprintf("%v: %s at %d (offset %d): %v", ErrDamaged, e.Damage.Segment, e.Damage.Position, e.Damage.FirstOffset, e.Damage.Err)
+}
+
+func (e *DamageError) Unwrap() error { return ErrDamaged }
+
 // ScrubResult is what one Scrub call did.
 type ScrubResult struct {
 	// Next is where the next call continues; after the last closed segment it is the log
@@ -190,7 +199,7 @@ func (l *Log) noteDamage(v segmentView, pos, first, last int64, err error, res *
 
 // ValidateRead checks the CRC of every batch a Read returned, reading them from the files.
 // The leader calls it before sending batches to a follower, so that damage on its disk is
-// not replicated. Damage is recorded with MarkDamaged and returned wrapping ErrDamaged; a
+// not replicated. Damage is recorded with MarkDamaged and returned as a *DamageError; a
 // short read (a concurrent truncation) is returned as an ordinary error.
 func (l *Log) ValidateRead(r ReadResult) error {
 	var buf []byte
@@ -216,8 +225,9 @@ func (l *Log) ValidateRead(r ReadResult) error {
 				h, err = record.Validate(b[pos : pos+n])
 			}
 			if err != nil {
-				l.MarkDamaged(expect)
-				return fmt.Errorf("%w: %s at %d (offset %d): %v", ErrDamaged, fr.File.Name(), fr.Pos+int64(pos), expect, err)
+				d := Damage{Segment: fr.File.Name(), Position: fr.Pos + int64(pos), FirstOffset: expect, LastOffset: -1, Err: err}
+				d.New = l.MarkDamaged(expect)
+				return &DamageError{Damage: d}
 			}
 			expect = h.NextOffset()
 			pos += n

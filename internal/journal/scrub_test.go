@@ -104,7 +104,9 @@ func TestValidateReadRejectsDamagedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.ValidateRead(over); !errors.Is(err, ErrDamaged) {
+	err = l.ValidateRead(over)
+	var de *DamageError
+	if !errors.Is(err, ErrDamaged) || !errors.As(err, &de) || de.Damage.Segment != seg || de.Damage.Position != 0 || de.Damage.FirstOffset != base || !de.Damage.New {
 		t.Fatalf("read over the damage: %v", err)
 	}
 	if from, ok := l.Damaged(); !ok || from != base {
