@@ -1,11 +1,14 @@
 package journal
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strand-data/strand/internal/record"
 )
 
 // writeClosedLog writes 30 batches of 5 records in small segments (several closed ones,
@@ -265,5 +268,33 @@ func TestVerifyDataDirSkipsMetaAndDeleted(t *testing.T) {
 	}
 	if len(reports) != 1 || reports[0].Name != "t-0" {
 		t.Fatalf("reports %+v", reports)
+	}
+}
+
+// TestVerifyCompactedLog: a cleaned log has offset gaps and rewritten segments and indexes;
+// none of that is damage, for Verify (live and after close) nor for Scrub.
+func TestVerifyCompactedLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "compacted-0")
+	l := openLog(t, dir, cleanConfig(nil, 4<<10))
+	for i := 0; i < 300; i++ {
+		key := []byte("key-" + strconv.Itoa(i%20))
+		mustAppend(t, l, buildUpdates(t, []update{{key: key, value: []byte(strings.Repeat("v", 80))}}, int64(i), record.CodecNone))
+	}
+	st, err := NewCleaner(CleanerConfig{}).Clean(context.Background(), l, Compaction{Force: true})
+	if err != nil || !st.Cleaned {
+		t.Fatalf("clean: %+v %v", st, err)
+	}
+	if r := mustVerify(t, dir); r.IsDamaged() {
+		t.Fatalf("live compacted log: %+v", r.Problems)
+	}
+	if res := scrubAll(t, l, nil); len(res.Damage) != 0 || res.Bytes == 0 {
+		t.Fatalf("scrub of the compacted log: %d bytes, %+v", res.Bytes, res.Damage)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustVerify(t, dir)
+	if len(r.Problems) != 0 || r.LastOffset != 299 {
+		t.Fatalf("closed compacted log: %+v", r)
 	}
 }
