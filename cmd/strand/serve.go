@@ -91,6 +91,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&d.LogCheckInterval, "log-check-interval", d.LogCheckInterval, "how often retention and the log cleaner visit every partition (log.retention.check.interval.ms)")
 	f.Int64Var(&d.CleanerDedupeBufferSize, "cleaner-dedupe-buffer-size", d.CleanerDedupeBufferSize, "bytes of memory for the log cleaner's key map (log.cleaner.dedupe.buffer.size)")
 	f.Int64Var(&d.CleanerIOBytesPerSecond, "cleaner-io-bytes-per-second", d.CleanerIOBytesPerSecond, "log cleaner read+write budget in bytes per second; 0 for no limit")
+	f.Int64Var(&d.ScrubBytesPerSecond, "scrub-bytes-per-second", d.ScrubBytesPerSecond, "rate at which closed segments are re-read to find damaged batches; 0 disables the scrubber")
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
 }

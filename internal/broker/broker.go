@@ -51,6 +51,8 @@ type Config struct {
 	// CleanerIOBytesPerSecond bounds the cleaner's reads and writes; 0 for no limit
 	// (log.cleaner.io.max.bytes.per.second).
 	CleanerIOBytesPerSecond int64
+	// ScrubBytesPerSecond bounds the background re-reading of closed segments; 0 disables it.
+	ScrubBytesPerSecond int64
 }
 
 // ValidateStaticConfigs checks names and values of static broker configs.
@@ -92,7 +94,7 @@ func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
 		Fsync: journal.FsyncAlways, Logger: slog.Default(),
-		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20}
+		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20, ScrubBytesPerSecond: 16 << 20}
 }
 
 type topicPartition struct {
@@ -117,6 +119,7 @@ type Broker struct {
 
 	sessions fetchSessions
 	fetchers replicaFetchers
+	scrub    *scrubState // scrub.go
 
 	isrMu       sync.Mutex
 	isrInFlight map[topicPartition]bool
@@ -239,6 +242,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	go b.watchISR(ctx)
 	go b.runRetention(ctx)
 	go b.runCleaner(ctx)
+	b.startScrubber(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())

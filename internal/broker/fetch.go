@@ -106,7 +106,7 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 				limit = hw
 			}
 			fp.highWatermark, fp.lastStable, fp.logStart = hw, hw, l.LogStartOffset()
-			res, err := l.Read(it.fetchOffset, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
+			res, err := b.readIntact(l, it, req.ReplicaID, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
 			if err != nil {
 				fp.errorCode = errorCode(err)
 				if !errors.Is(err, journal.ErrOffsetOutOfRange) {

@@ -30,6 +30,13 @@
 // is in [base, end) is deleted and the .swap is renamed <base>.log. So a crash at any point
 // of a pass leaves either the old segments or the cleaned one.
 //
+// Damage detection (issue 8): Verify (verify*.go) checks a partition directory offline and
+// read-only, for `strand debug verify`; Scrub (scrub.go) re-reads closed segments of an open
+// log at a throttled rate and ValidateRead checks batches before a leader sends them to a
+// follower. Both record the lowest damaged offset (Damaged); the broker refuses fetches
+// into that range. The batch CRC does not cover the base offset or the partition leader
+// epoch, so damage there is found only through offsets going backwards or index trailers.
+//
 // The journal never interprets records beyond the batch header on the write path (no
 // decompression on append; only the cleaner decodes records, off that path) and never
 // blocks readers on writers: readers see a segment up to the size published after the last

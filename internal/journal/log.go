@@ -38,6 +38,7 @@ type Log struct {
 	closed    bool
 	failed    error
 	cleaner   cleanerState
+	damage    damageState // lowest damaged offset found (scrub.go)
 
 	cleanMu sync.Mutex // one cleaning pass at a time
 	sync    *syncer

@@ -36,6 +36,7 @@ func (l *Log) Truncate(offset int64) error {
 		return fmt.Errorf("truncate to %d: %w", offset, err)
 	}
 	l.logEnd = seg.next
+	l.forgetDamageFrom(l.logEnd)
 	if l.logStart > l.logEnd {
 		l.logStart = l.logEnd
 	}
