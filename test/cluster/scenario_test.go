@@ -1,0 +1,206 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	strandcluster "github.com/strand-data/strand/internal/cluster"
+)
+
+// long is the long form: more repetitions, longer faults, 5-node variants.
+var long = os.Getenv("STRAND_FAULTS_LONG") != ""
+
+var (
+	summaryMu sync.Mutex
+	summary   []string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if len(summary) > 0 {
+		fmt.Printf("\nfault scenarios (acked = acknowledged writes; lost, dups, order, reuse, stale must be 0)\n%s\n%s\n",
+			TableHeader, strings.Repeat("-", len(TableHeader)))
+		for _, row := range summary {
+			fmt.Println(row)
+		}
+		fmt.Println()
+	}
+	os.Exit(code)
+}
+
+// scenario is one fault, injected reps times into a running workload.
+type scenario struct {
+	name       string
+	nodes      int
+	rf         int16
+	minISR     int
+	partitions int32
+	netns      bool // needs network namespaces
+	tmpfsNode  int  // index of the node whose data dir is a small tmpfs, or -1
+	reps       int  // repetitions (short form; the long form multiplies)
+	hold       time.Duration
+	// inject starts the fault in repetition rep and returns what heals it.
+	inject func(t *testing.T, r *env, rep int) (name string, heal func() error)
+}
+
+// env is a scenario in progress.
+type env struct {
+	c     *Cluster
+	w     *Workload
+	topic string
+	dirs  map[int]string
+}
+
+// brokerConfigs are the optional static configs that make failure detection quick enough
+// for a bounded test, passed only if this build knows them.
+var brokerConfigs = []string{
+	"broker.heartbeat.interval.ms=200",
+	"broker.session.timeout.ms=2000",
+	"replica.lag.time.max.ms=3000",
+	"replica.fetch.wait.max.ms=100",
+}
+
+func knownBrokerConfigs() []string {
+	var out []string
+	for _, kv := range brokerConfigs {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := strandcluster.BrokerConfigDef(name); ok {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+var (
+	formOnce sync.Once
+	formErr  error
+)
+
+// clusterForms is the capability probe for multi-node scenarios: can three nodes, every
+// one a voter, all become ready? Until replication lands they cannot (a node waits to lead
+// the metadata quorum before it is ready), and multi-node scenarios skip saying so.
+func clusterForms(t *testing.T) error {
+	formOnce.Do(func() {
+		c, err := Launch(t, Options{Nodes: 3, ReadyTimeout: 20 * time.Second, BrokerConfigs: knownBrokerConfigs()})
+		c.Close()
+		formErr = err
+		if err != nil {
+			t.Logf("cluster probe: %v", err)
+		}
+	})
+	return formErr
+}
+
+func runScenario(t *testing.T, sc scenario) {
+	if testing.Short() {
+		t.Skip("starts a cluster of strand processes")
+	}
+	if sc.netns {
+		if err := NetnsSupport(); err != nil {
+			t.Skipf("needs network namespaces: %v", err)
+		}
+	}
+	if sc.tmpfsNode >= 0 {
+		if err := TmpfsSupport(t); err != nil {
+			t.Skipf("needs a tmpfs mount: %v", err)
+		}
+	}
+	if sc.nodes > 1 {
+		if err := clusterForms(t); err != nil {
+			t.Skipf("needs a multi-node cluster that forms (replication, issue 6); probe: %v", firstLine(err.Error()))
+		}
+	}
+	reps, hold := sc.reps, sc.hold
+	if long {
+		reps, hold = reps*3, hold*2
+	}
+	r := &env{topic: topicName(sc.name), dirs: map[int]string{}}
+	if sc.tmpfsNode >= 0 {
+		r.dirs[sc.tmpfsNode] = MountTmpfs(t, "64m")
+	}
+	r.c = Start(t, Options{Nodes: sc.nodes, Netns: sc.netns, DataDirs: r.dirs, BrokerConfigs: knownBrokerConfigs()})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	minISR := fmt.Sprint(sc.minISR)
+	if err := r.c.CreateTopic(ctx, r.topic, sc.partitions, sc.rf, map[string]*string{"min.insync.replicas": &minISR}); err != nil {
+		t.Fatal(err)
+	}
+	r.w = StartWorkload(t, r.c, r.topic, sc.partitions, WorkloadOptions{})
+	h := r.w.History
+	if err := waitFor(30*time.Second, func() bool { return r.w.AckedSince(time.Time{}) }); err != nil {
+		t.Fatalf("workload never got a write acknowledged on every partition before any fault: %v", err)
+	}
+	time.Sleep(time.Second) // load before the first fault
+
+	for rep := 0; rep < reps; rep++ {
+		name, heal := sc.inject(t, r, rep)
+		fault := h.BeginFault(name)
+		t.Logf("fault %d/%d: %s", rep+1, reps, name)
+		time.Sleep(hold)
+		if err := heal(); err != nil {
+			t.Errorf("heal %s: %v", name, err)
+		}
+		h.HealFault(fault)
+		healed := time.Now()
+		if err := r.c.WaitReady(60 * time.Second); err != nil {
+			t.Errorf("after %s: %v", name, err)
+		}
+		if err := waitFor(60*time.Second, func() bool { return r.w.AckedSince(healed) }); err != nil {
+			t.Errorf("after healing %s, not every partition took a write: %v", name, err)
+		}
+		time.Sleep(time.Second) // load between faults
+	}
+	r.w.Stop(30 * time.Second)
+	if err := r.w.FinalRead(t, 60*time.Second); err != nil {
+		t.Errorf("final read: %v", err)
+	}
+	rep := Check(sc.name, h)
+	row := rep.Row()
+	t.Log(TableHeader)
+	t.Log(row)
+	summaryMu.Lock()
+	summary = append(summary, row)
+	summaryMu.Unlock()
+	if n := r.w.DataLossEvents(); n > 0 {
+		t.Logf("the consumer's client reported data loss (log truncated below its position) %d times", n)
+	}
+	for _, p := range rep.Problems() {
+		t.Error(p)
+	}
+}
+
+// waitFor polls cond until it holds or limit passes.
+func waitFor(limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still false after %v", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// topicName makes a valid topic name of a scenario's name.
+func topicName(scenario string) string {
+	b := []byte("faults-")
+	for _, c := range []byte(strings.ToLower(scenario)) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b = append(b, c)
+		case len(b) > 0 && b[len(b)-1] != '-':
+			b = append(b, '-')
+		}
+	}
+	return strings.TrimRight(string(b), "-")
+}
