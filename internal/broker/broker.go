@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/group"
@@ -105,6 +107,10 @@ type Broker struct {
 	reconcileM sync.Mutex
 
 	sessions fetchSessions
+	fetchers replicaFetchers
+
+	isrMu       sync.Mutex
+	isrInFlight map[topicPartition]bool
 
 	pidMu   sync.Mutex
 	pidNext int64
@@ -129,7 +135,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	b := &Broker{cfg: cfg, log: cfg.Logger, reg: reg, partitions: map[topicPartition]*partition.Partition{}, ready: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: cfg.Logger, reg: reg, partitions: map[topicPartition]*partition.Partition{}, ready: make(chan struct{}),
+		isrInFlight: map[topicPartition]bool{}}
+	b.fetchers = replicaFetchers{b: b, byNode: map[int32]*replicaFetcher{}}
 	b.metrics = newBrokerMetrics(reg, b)
 	return b, nil
 }
@@ -201,6 +209,18 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	b.bg.Add(1)
 	go b.watchMetadata(ctx)
+	replicaClient, err := kgo.NewClient(kgo.SeedBrokers(advertised), kgo.ClientID(fmt.Sprintf("strand-replica-%d", b.cfg.NodeID)),
+		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))
+	if err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return fmt.Errorf("replica fetch client: %w", err)
+	}
+	defer replicaClient.Close()
+	b.fetchers.start(ctx, replicaClient)
+	defer b.fetchers.close()
+	b.bg.Add(1)
+	go b.watchISR(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())
@@ -212,12 +232,28 @@ func (b *Broker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	b.log.Info("shutting down")
+	b.controlledShutdown()
 	b.isReady.Store(false)
 	stopWire()
 	werr := <-wireDone
+	b.fetchers.close()
 	b.bg.Wait()
 	gerr := b.groups.Close()
 	return errors.Join(werr, gerr, b.closePartitions())
+}
+
+// controlledShutdown asks the controller to move leadership off this node before it stops
+// serving, so clients move to the new leaders instead of timing out (DESIGN §3: SIGTERM).
+func (b *Broker) controlledShutdown() {
+	cs, ok := any(b.meta).(interface{ ControlledShutdown(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := cs.ControlledShutdown(ctx); err != nil {
+		b.log.Warn("controlled shutdown did not finish; stopping anyway", "err", err)
+	}
 }
 
 func (b *Broker) readiness() error {
@@ -276,6 +312,7 @@ func (b *Broker) reconcile() error {
 		p := b.partitions[tp]
 		delete(b.partitions, tp)
 		b.mu.Unlock()
+		b.fetchers.stop(p)
 		if err := p.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -290,18 +327,19 @@ func (b *Broker) reconcile() error {
 		p, ok := b.partitions[tp]
 		b.mu.RUnlock()
 		if ok {
-			p.SetLeaderEpoch(meta.LeaderEpoch)
 			p.Log().SetConfig(b.journalConfig(state, tp.topic))
-			continue
+		} else {
+			var err error
+			p, err = partition.Open(tp.topic, tp.id, b.cfg.NodeID, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b.mu.Lock()
+			b.partitions[tp] = p
+			b.mu.Unlock()
 		}
-		p, err := partition.Open(tp.topic, tp.id, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		b.mu.Lock()
-		b.partitions[tp] = p
-		b.mu.Unlock()
+		b.applyRole(p, meta)
 	}
 	return errors.Join(errs...)
 }

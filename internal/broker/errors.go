@@ -8,6 +8,7 @@ import (
 
 	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/partition"
 )
 
 // errorCode maps an error from the layers below to the Kafka error code a broker sends.
@@ -26,6 +27,12 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, journal.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, partition.ErrNotLeader):
+		return kerr.NotLeaderForPartition.Code
+	case partition.IsNotEnoughReplicas(err):
+		return kerr.NotEnoughReplicas.Code
+	case errors.Is(err, partition.ErrNotEnoughReplicas):
+		return kerr.NotEnoughReplicasAfterAppend.Code
 	case errors.Is(err, journal.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, journal.ErrLogFailed):

@@ -57,7 +57,7 @@ func (b *Broker) fetchWakeups(items []fetchItem) []<-chan struct{} {
 	var out []<-chan struct{}
 	for _, it := range items {
 		if part, ok := b.partition(it.topic, it.partition); ok {
-			out = append(out, part.Log().Changed())
+			out = append(out, part.Log().Changed(), part.Changed())
 		}
 	}
 	return out
@@ -86,7 +86,7 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 		switch {
 		case !known || it.partition < 0 || int(it.partition) >= len(topic.Partitions):
 			fp.errorCode = kerr.UnknownTopicOrPartition.Code
-		case !local:
+		case !local || !part.IsLeader():
 			fp.errorCode = kerr.NotLeaderForPartition.Code
 		case it.currentLeaderEpoch >= 0 && it.currentLeaderEpoch < part.LeaderEpoch():
 			fp.errorCode = kerr.FencedLeaderEpoch.Code
@@ -94,9 +94,19 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 			fp.errorCode = kerr.UnknownLeaderEpoch.Code
 		default:
 			l := part.Log()
+			limit := int64(-1)
+			if req.ReplicaID >= 0 {
+				// A follower: its fetch offset says what it holds; it copies up to the log
+				// end, consumers only up to the high watermark.
+				b.followerFetched(part, req.ReplicaID, it.fetchOffset)
+				limit = l.LogEndOffset()
+			}
 			hw := part.HighWatermark()
+			if limit < 0 {
+				limit = hw
+			}
 			fp.highWatermark, fp.lastStable, fp.logStart = hw, hw, l.LogStartOffset()
-			res, err := l.Read(it.fetchOffset, min(int64(it.maxBytes), remaining), hw, body.bytes == 0)
+			res, err := l.Read(it.fetchOffset, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
 			if err != nil {
 				fp.errorCode = errorCode(err)
 				if !errors.Is(err, journal.ErrOffsetOutOfRange) {

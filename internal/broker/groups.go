@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,11 +19,12 @@ import (
 type offsetsLog struct{ p *partition.Partition }
 
 func (o offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
-	res, err := o.p.Append(batch, false)
+	// Group state is written as acks=all: a coordinator that moves finds it on the new leader.
+	res, err := o.p.Append(batch, false, true, 1)
 	if err != nil {
 		return 0, err
 	}
-	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1)
+	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1, true, 1)
 }
 
 func (o offsetsLog) ReadBytes(offset, maxBytes int64) ([]byte, error) {
@@ -70,8 +72,9 @@ func (b *Broker) TopicNames() []string {
 	return names
 }
 
-// startGroups creates __consumer_offsets if needed and the coordinator for its local
-// partitions.
+// startGroups starts the coordinator for the local __consumer_offsets partitions this node
+// leads. The topic itself is created at the first FindCoordinator, as Kafka does, when the
+// cluster's brokers have registered and it can be replicated.
 func (b *Broker) startGroups(ctx context.Context) error {
 	s := b.meta.State()
 	n := int32(b.brokerConfigInt(s, "offsets.topic.num.partitions"))
@@ -88,13 +91,6 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		MaxConsumerGroupSize:      int(b.brokerConfigInt(s, "group.consumer.max.size")),
 		Logger:                    b.log,
 	}, b)
-	if _, ok := s.Topics[group.OffsetsTopic]; !ok {
-		_, err := b.createInternalTopic(ctx, cluster.TopicSpec{Name: group.OffsetsTopic, Partitions: n, ReplicationFactor: 1,
-			Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600"}, Internal: true})
-		if err != nil {
-			return fmt.Errorf("create %s: %w", group.OffsetsTopic, err)
-		}
-	}
 	return b.loadGroups(ctx)
 }
 
@@ -109,8 +105,20 @@ func (b *Broker) groupInitialDelay(s *cluster.State) time.Duration {
 	return d
 }
 
-func (b *Broker) createInternalTopic(ctx context.Context, spec cluster.TopicSpec) (*cluster.Topic, error) {
-	return b.createTopic(ctx, spec, false)
+// ensureOffsetsTopic creates __consumer_offsets if it does not exist yet, replicated
+// offsets.topic.replication.factor times or on every live broker if there are fewer.
+func (b *Broker) ensureOffsetsTopic(ctx context.Context) error {
+	s := b.meta.State()
+	if _, ok := s.Topics[group.OffsetsTopic]; ok {
+		return nil
+	}
+	rf := min(int(b.brokerConfigInt(s, "offsets.topic.replication.factor")), len(s.LiveBrokers()))
+	_, err := b.createTopic(ctx, cluster.TopicSpec{Name: group.OffsetsTopic, Partitions: int32(b.brokerConfigInt(s, "offsets.topic.num.partitions")),
+		ReplicationFactor: int16(max(rf, 1)), Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600"}, Internal: true}, false)
+	if err != nil && !errors.Is(err, cluster.ErrTopicExists) {
+		return fmt.Errorf("create %s: %w", group.OffsetsTopic, err)
+	}
+	return b.loadGroups(ctx)
 }
 
 // loadGroups hands every local __consumer_offsets partition not yet loaded to the coordinator.
@@ -124,7 +132,14 @@ func (b *Broker) loadGroups(ctx context.Context) error {
 	}
 	for _, p := range t.Partitions {
 		part, local := b.partition(group.OffsetsTopic, p.ID)
-		if !local || b.groups.IsLoaded(p.ID) {
+		leads := local && p.Leader == b.cfg.NodeID
+		if !leads {
+			if b.groups.IsLoaded(p.ID) {
+				b.groups.Unload(p.ID) // the coordinator moved with the partition's leadership
+			}
+			continue
+		}
+		if b.groups.IsLoaded(p.ID) {
 			continue
 		}
 		if err := b.groups.Load(ctx, p.ID, offsetsLog{part}); err != nil {
@@ -158,15 +173,21 @@ type pendingGroup group.Wait
 
 func (p pendingGroup) Wait(ctx context.Context) kafka.Response { return group.Wait(p)(ctx) }
 
-// handleFindCoordinator: a single node coordinates every group whose partition it has loaded.
-func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kafka.Response {
+// handleFindCoordinator: a group's coordinator is the leader of its __consumer_offsets
+// partition; any node answers from its metadata.
+func (b *Broker) handleFindCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) kafka.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	if req.CoordinatorType == 0 {
+		if err := b.ensureOffsetsTopic(ctx); err != nil {
+			b.log.Warn("creating the group coordinator's topic", "err", err)
+		}
+	}
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
 		keys = []string{req.CoordinatorKey}
 	}
 	s := b.meta.State()
-	self := s.Brokers[b.cfg.NodeID]
+	offsets := s.Topics[group.OffsetsTopic]
 	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID = key, -1
@@ -174,10 +195,16 @@ func (b *Broker) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) kafka.R
 		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			c.ErrorMessage = kmsg.StringPtr("transactions are not supported")
-		case b.groups == nil || !b.groups.IsLoaded(b.groups.PartitionOf(key)):
+		case b.groups == nil || offsets == nil:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		default:
-			c.NodeID, c.Host, c.Port = self.ID, self.Host, self.Port
+			leader := offsets.Partitions[b.groups.PartitionOf(key)].Leader
+			br, live := s.Brokers[leader]
+			if !live || br.Fenced || leader == b.cfg.NodeID && !b.groups.IsLoaded(b.groups.PartitionOf(key)) {
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				break
+			}
+			c.NodeID, c.Host, c.Port = br.ID, br.Host, br.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

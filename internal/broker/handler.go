@@ -75,7 +75,7 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 	}
 	switch r := req.Body.(type) {
 	case *kmsg.FindCoordinatorRequest:
-		return b.handleFindCoordinator(r)
+		return b.handleFindCoordinator(ctx, r)
 	case *kmsg.ApiVersionsRequest:
 		return b.apiVersions(req.Version)
 	case *kmsg.MetadataRequest:

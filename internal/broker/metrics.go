@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strand-data/strand/internal/cluster"
 )
 
 type brokerMetrics struct {
@@ -35,10 +37,13 @@ var (
 	descLogStart   = prometheus.NewDesc("strand_log_start_offset", "First readable offset.", []string{"topic", "partition"}, nil)
 	descHW         = prometheus.NewDesc("strand_high_watermark", "Offset below which records are committed.", []string{"topic", "partition"}, nil)
 	descLogSize    = prometheus.NewDesc("strand_log_size_bytes", "Bytes of segments on disk.", []string{"topic", "partition"}, nil)
+	descLeading    = prometheus.NewDesc("strand_partitions_leader", "Partitions this node leads.", nil, nil)
+	descUnderRepl  = prometheus.NewDesc("strand_partitions_under_replicated", "Partitions this node leads whose ISR is smaller than their replica set.", nil, nil)
+	descOffline    = prometheus.NewDesc("strand_partitions_offline", "Partitions in the cluster with no live leader, as this node's metadata says.", nil, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize} {
+	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize, descLeading, descUnderRepl, descOffline} {
 		ch <- d
 	}
 }
@@ -47,6 +52,20 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	c.b.mu.RLock()
 	defer c.b.mu.RUnlock()
 	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(len(c.b.partitions)))
+	leading, under := 0, 0
+	for _, p := range c.b.partitions {
+		if p.IsLeader() {
+			leading++
+			if isr, replicas := p.ReplicaCounts(); isr < replicas {
+				under++
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descLeading, prometheus.GaugeValue, float64(leading))
+	ch <- prometheus.MustNewConstMetric(descUnderRepl, prometheus.GaugeValue, float64(under))
+	if c.b.meta != nil {
+		ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, float64(offlinePartitions(c.b.meta.State())))
+	}
 	for tp, p := range c.b.partitions {
 		labels := []string{tp.topic, strconv.Itoa(int(tp.id))}
 		l := p.Log()
@@ -85,4 +104,17 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// offlinePartitions counts partitions without a live leader.
+func offlinePartitions(s *cluster.State) int {
+	n := 0
+	for _, t := range s.Topics {
+		for _, p := range t.Partitions {
+			if br, ok := s.Brokers[p.Leader]; !ok || br.Fenced {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -15,7 +15,7 @@ func (b *Broker) localPartition(topic string, id int32) (*partition.Partition, i
 		return nil, kerr.UnknownTopicOrPartition.Code
 	}
 	p, ok := b.partition(topic, id)
-	if !ok {
+	if !ok || !p.IsLeader() {
 		return nil, kerr.NotLeaderForPartition.Code
 	}
 	return p, 0

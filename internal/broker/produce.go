@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
@@ -17,9 +18,11 @@ import (
 
 // pendingAppend is one partition's append waiting to be committed.
 type pendingAppend struct {
-	part *partition.Partition
-	resp *kmsg.ProduceResponseTopicPartition
-	end  int64
+	part    *partition.Partition
+	resp    *kmsg.ProduceResponseTopicPartition
+	end     int64
+	acksAll bool
+	minISR  int
 }
 
 // handleProduce appends every partition's batches now, in request order, and answers
@@ -37,6 +40,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 		topic, known := s.Topics[t.Topic]
 		maxBytes := s.TopicConfigInt(t.Topic, "max.message.bytes")
+		minISR := int(s.TopicConfigInt(t.Topic, "min.insync.replicas"))
 		logAppendTime := false
 		if v, _, _ := s.TopicConfig(t.Topic, "message.timestamp.type"); v == "LogAppendTime" {
 			logAppendTime = true
@@ -53,12 +57,14 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 			case topic.Internal:
 				rp.ErrorCode = kerr.InvalidTopicException.Code
 				rp.ErrorMessage = kmsg.StringPtr("internal topics are written by the broker only")
-			case !local:
+			case !local || !part.IsLeader():
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
-				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rp)
+				acksAll := req.Acks == -1
+				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, acksAll, minISR, rp)
 				if err == nil && req.Acks != 0 {
-					waits = append(waits, pendingAppend{part: part, end: end, resp: rp})
+					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
 				}
 			}
 			if rp.ErrorCode != 0 {
@@ -78,7 +84,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 
 // appendPartition validates and appends one partition's records, filling rp. It returns
 // the end offset to wait for.
-func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	batches, err := record.Split(records)
 	if err == nil {
 		for _, batch := range batches {
@@ -99,7 +105,7 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 	}
 	var res journal.AppendResult
 	if err == nil {
-		res, err = part.Append(records, logAppendTime)
+		res, err = part.Append(records, logAppendTime, acksAll, minISR)
 	}
 	if err != nil {
 		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
@@ -130,12 +136,18 @@ func (p pendingProduce) Wait(ctx context.Context) kafka.Response {
 		defer cancel()
 	}
 	for _, w := range p.waits {
-		if err := w.part.WaitCommitted(ctx, w.end); err != nil && w.resp != nil {
+		if err := w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err != nil && w.resp != nil {
 			w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
 			w.resp.BaseOffset = -1
 		}
 	}
 	return p.resp
+}
+
+// fillCurrentLeader tells a producer that reached a non-leader where the leader is
+// (KIP-951, Produce v10+), saving it a metadata round trip.
+func (b *Broker) fillCurrentLeader(rp *kmsg.ProduceResponseTopicPartition, meta cluster.Partition) {
+	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = meta.Leader, meta.LeaderEpoch
 }
 
 // producerIDBlock is how many producer ids one metadata commit reserves.

@@ -182,7 +182,8 @@ var brokerDefs = []ConfigDef{
 	{Name: "num.partitions", Type: TypeInt, Default: "1", Validate: intRange(1, math.MaxInt32), Doc: "Partitions of automatically created topics."},
 	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Validate: intRange(1, math.MaxInt32), Doc: "How long committed offsets of empty groups are kept."},
 	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Partitions of __consumer_offsets."},
-	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "1", ReadOnly: true, Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of __consumer_offsets."},
+	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "3", ReadOnly: true, Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of __consumer_offsets."},
+	{Name: "replica.lag.time.max.ms", Type: TypeLong, Default: "30000", ReadOnly: true, Validate: intRange(1, maxLong), Doc: "How long a follower may stay behind its leader's log end before it leaves the ISR."},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest request frame accepted."},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Validate: boolean, Doc: "Default unclean.leader.election.enable."},
 }

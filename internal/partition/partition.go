@@ -1,37 +1,70 @@
-// Package partition owns one local replica of a partition: its journal, its leader epoch
-// and its high watermark, the offset below which records are committed and visible to
-// consumers. A single node leads every partition it hosts; replication (followers, ISR,
-// a high watermark that is the minimum over the ISR) extends this type without changing
-// its callers.
+// Package partition owns one local replica of a partition: its journal, its role (leader
+// or follower) at a leader epoch, and its high watermark, the offset below which records
+// are committed and visible to consumers.
 //
-// It never speaks the wire protocol and never decides leadership: the cluster metadata does.
+// As leader it tracks every follower's log end offset from the offsets they fetch at, and
+// the high watermark is the smallest durable end offset over the in-sync replicas (DESIGN
+// D6): a record below it is on every ISR member's disk, so it survives the loss of any of
+// them but one. As follower it learns the high watermark from its leader.
+//
+// It never speaks the wire protocol and never decides leadership or ISR membership: the
+// cluster metadata does, and the broker applies it here.
 package partition
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/strand-data/strand/internal/journal"
+)
+
+// Errors callers branch on.
+var (
+	ErrNotLeader = errors.New("not the leader of this partition")
+	// ErrNotEnoughReplicas: the ISR shrank below min.insync.replicas after the append; the
+	// record may still be committed later, but the producer cannot be told it is.
+	ErrNotEnoughReplicas = errors.New("in-sync replicas fell below min.insync.replicas")
 )
 
 // Partition is one local replica.
 type Partition struct {
 	Topic string
 	ID    int32
+	self  int32
 	log   *journal.Log
-	fsync journal.FsyncPolicy
 	epoch atomic.Int32
+
+	mu             sync.Mutex
+	leader         int32 // -1: no leader (offline)
+	partitionEpoch int32
+	replicas, isr  []int32
+	followers      map[int32]*follower // as leader: every other replica
+	highWatermark  int64               // as leader: never moves back during a leadership
+	changed        chan struct{}       // closed when the high watermark or the role changes
 }
 
-// Open opens (or creates) the replica's log in dir.
-func Open(topic string, id int32, dir string, cfg journal.Config, leaderEpoch int32) (*Partition, error) {
+// follower is what a leader knows of one follower.
+type follower struct {
+	logEnd     int64     // the offset it last fetched at: everything below is on its disk
+	caughtUpAt time.Time // last time its log end reached the leader's
+}
+
+// Open opens (or creates) the replica's log in dir. self is this node's id; the replica
+// starts as the only member of its ISR and leader, as a single node is, until the broker
+// applies the metadata with BecomeLeader or BecomeFollower.
+func Open(topic string, id int32, self int32, dir string, cfg journal.Config, leaderEpoch int32) (*Partition, error) {
 	l, err := journal.Open(dir, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, id, err)
 	}
-	p := &Partition{Topic: topic, ID: id, log: l, fsync: cfg.Fsync}
+	p := &Partition{Topic: topic, ID: id, self: self, log: l, leader: self, replicas: []int32{self}, isr: []int32{self},
+		followers: map[int32]*follower{}, changed: make(chan struct{})}
 	p.epoch.Store(leaderEpoch)
 	return p, nil
 }
@@ -45,24 +78,234 @@ func (p *Partition) Log() *journal.Log { return p.log }
 // LeaderEpoch is the current leader epoch.
 func (p *Partition) LeaderEpoch() int32 { return p.epoch.Load() }
 
-// SetLeaderEpoch records a leader change from the metadata.
-func (p *Partition) SetLeaderEpoch(e int32) { p.epoch.Store(e) }
+// Leader is the current leader's node id, -1 when there is none.
+func (p *Partition) Leader() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leader
+}
 
-// HighWatermark is the end of what consumers may read. On a single node a record is
-// committed once it is durable: under fsync=always that is after its fsync, so no consumer
-// ever reads a record that a crash could take back.
-func (p *Partition) HighWatermark() int64 { return p.log.DurableOffset() }
+// IsLeader reports whether this replica leads the partition.
+func (p *Partition) IsLeader() bool { return p.Leader() == p.self }
 
-// Append appends a producer's batches as leader and returns without waiting for
-// durability; follow with WaitCommitted.
-func (p *Partition) Append(batches []byte, logAppendTime bool) (journal.AppendResult, error) {
+// ISR is the in-sync replica set this replica last applied, and its partition epoch.
+func (p *Partition) ISR() ([]int32, int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.isr), p.partitionEpoch
+}
+
+// ReplicaCounts is the size of the ISR and of the replica set.
+func (p *Partition) ReplicaCounts() (isr, replicas int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.isr), len(p.replicas)
+}
+
+// BecomeLeader applies metadata that makes this replica the leader at leaderEpoch with the
+// given replicas and ISR. Followers start as not yet heard from.
+func (p *Partition) BecomeLeader(leaderEpoch, partitionEpoch int32, replicas, isr []int32, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wasLeader := p.leader == p.self && p.epoch.Load() == leaderEpoch
+	p.leader, p.partitionEpoch = p.self, partitionEpoch
+	p.replicas, p.isr = slices.Clone(replicas), slices.Clone(isr)
+	if !wasLeader {
+		p.epoch.Store(leaderEpoch)
+		p.followers = map[int32]*follower{}
+		// A new leader's high watermark starts where it knew it to be; followers'
+		// fetches move it on.
+	}
+	for _, r := range replicas {
+		if r != p.self && p.followers[r] == nil {
+			p.followers[r] = &follower{logEnd: -1, caughtUpAt: now}
+		}
+	}
+	for r := range p.followers {
+		if !slices.Contains(replicas, r) {
+			delete(p.followers, r)
+		}
+	}
+	p.advanceLocked()
+	p.notifyLocked()
+}
+
+// BecomeFollower applies metadata that makes another node (or nobody, -1) the leader.
+func (p *Partition) BecomeFollower(leader, leaderEpoch, partitionEpoch int32, replicas, isr []int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.leader, p.partitionEpoch = leader, partitionEpoch
+	p.replicas, p.isr = slices.Clone(replicas), slices.Clone(isr)
+	p.epoch.Store(leaderEpoch)
+	p.followers = map[int32]*follower{}
+	p.highWatermark = min(p.highWatermark, p.log.LogEndOffset())
+	p.notifyLocked()
+}
+
+// HighWatermark is the end of what consumers may read.
+func (p *Partition) HighWatermark() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader == p.self {
+		p.advanceLocked()
+	}
+	return p.highWatermark
+}
+
+// advanceLocked moves a leader's high watermark to the smallest durable log end over the
+// ISR. Under fsync=always the leader's own part is its fsynced end: no consumer reads
+// what a crash of every replica could take back.
+func (p *Partition) advanceLocked() {
+	hw := p.log.DurableOffset()
+	for _, r := range p.isr {
+		if r == p.self {
+			continue
+		}
+		f := p.followers[r]
+		if f == nil || f.logEnd < 0 {
+			return // an ISR member not heard from in this leadership holds the mark
+		}
+		hw = min(hw, f.logEnd)
+	}
+	if hw > p.highWatermark {
+		p.highWatermark = hw
+		p.notifyLocked()
+	}
+}
+
+// SetFollowerHighWatermark records the high watermark a follower learned from its leader.
+func (p *Partition) SetFollowerHighWatermark(leaderHW int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader == p.self {
+		return
+	}
+	hw := min(leaderHW, p.log.LogEndOffset())
+	if hw != p.highWatermark {
+		p.highWatermark = hw
+		p.notifyLocked()
+	}
+}
+
+// FollowerFetched records, as leader, that follower id fetched at offset: everything below
+// it is on the follower's disk. It reports whether the follower has caught up while out of
+// the ISR, so the caller can ask the controller to add it back.
+func (p *Partition) FollowerFetched(id int32, offset int64, now time.Time) (rejoin bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader != p.self {
+		return false, ErrNotLeader
+	}
+	f := p.followers[id]
+	if f == nil {
+		return false, fmt.Errorf("node %d is not a replica of %s-%d", id, p.Topic, p.ID)
+	}
+	f.logEnd = offset
+	if offset >= p.log.LogEndOffset() {
+		f.caughtUpAt = now
+	}
+	p.advanceLocked()
+	return !slices.Contains(p.isr, id) && offset >= p.highWatermark && offset >= p.epochStartLocked(), nil
+}
+
+// epochStartLocked is where the current leader epoch's records begin: a follower must hold
+// records of this epoch before it can join the ISR (KIP-101 makes it consistent then).
+func (p *Partition) epochStartLocked() int64 {
+	for _, e := range slices.Backward(p.log.Epochs()) {
+		if e.Epoch == p.epoch.Load() {
+			return e.StartOffset
+		}
+	}
+	return p.log.LogEndOffset()
+}
+
+// Lagging lists, as leader, the ISR followers whose log end has not reached the leader's
+// for longer than maxLag (replica.lag.time.max.ms): the ISR should shrink without them.
+func (p *Partition) Lagging(now time.Time, maxLag time.Duration) []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leader != p.self {
+		return nil
+	}
+	var out []int32
+	for _, r := range p.isr {
+		if f := p.followers[r]; f != nil && now.Sub(f.caughtUpAt) > maxLag {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Append appends a producer's batches as leader and returns without waiting; follow with
+// WaitCommitted. minISR is min.insync.replicas, checked when acksAll.
+func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
+	p.mu.Lock()
+	leader, isr := p.leader, len(p.isr)
+	p.mu.Unlock()
+	switch {
+	case leader != p.self:
+		return journal.AppendResult{}, ErrNotLeader
+	case acksAll && isr < minISR:
+		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
+	}
 	return p.log.AppendNoWait(batches, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
 }
 
-// WaitCommitted returns once every offset below end is committed (below the high watermark).
-func (p *Partition) WaitCommitted(ctx context.Context, end int64) error {
-	return p.log.WaitDurable(ctx, end)
+// errNotEnoughReplicasBefore: too few in-sync replicas to accept an acks=all write.
+var errNotEnoughReplicasBefore = errors.New("not enough in-sync replicas")
+
+// IsNotEnoughReplicas reports the refusal of an acks=all append for lack of ISR members.
+func IsNotEnoughReplicas(err error) bool { return errors.Is(err, errNotEnoughReplicasBefore) }
+
+// WaitCommitted returns once every offset below end is durable on this leader and, when
+// acksAll, below the high watermark: on the disk of every in-sync replica.
+func (p *Partition) WaitCommitted(ctx context.Context, end int64, acksAll bool, minISR int) error {
+	if err := p.log.WaitDurable(ctx, end); err != nil {
+		return err
+	}
+	if !acksAll {
+		return nil
+	}
+	for {
+		p.mu.Lock()
+		ch, leader := p.changed, p.leader
+		if leader == p.self {
+			p.advanceLocked()
+		}
+		hw, isr := p.highWatermark, len(p.isr)
+		p.mu.Unlock()
+		switch {
+		case leader != p.self:
+			return ErrNotLeader
+		case hw >= end && isr < minISR:
+			return ErrNotEnoughReplicas
+		case hw >= end:
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Changed returns a channel closed at the next change of the high watermark or role.
+func (p *Partition) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
+}
+
+func (p *Partition) notifyLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // Close closes the replica's log.
-func (p *Partition) Close() error { return p.log.Close() }
+func (p *Partition) Close() error {
+	p.mu.Lock()
+	p.notifyLocked()
+	p.mu.Unlock()
+	return p.log.Close()
+}
