@@ -28,6 +28,19 @@ func TestSingleNodeKill9(t *testing.T) {
 	runScenario(t, sc)
 }
 
+// TestSingleNodeCut cuts the only node off the network (its namespace's link down) under
+// load and heals it: the pipeline through network namespaces, on one node.
+func TestSingleNodeCut(t *testing.T) {
+	sc := scenario{name: "1 node cut off (RF1)", nodes: 1, rf: 1, minISR: 1, partitions: 4, tmpfsNode: -1, reps: 1, hold: 2 * time.Second, netns: true,
+		inject: func(t *testing.T, r *env, rep int) (string, func() error) {
+			if err := r.c.Net.Cut(0); err != nil {
+				t.Fatal(err)
+			}
+			return "cut off node 1", func() error { return r.c.Net.Heal(0) }
+		}}
+	runScenario(t, sc)
+}
+
 func TestKillLeader(t *testing.T)   { runScenario(t, base("kill -9 leader", 3, killLeader)) }
 func TestKillFollower(t *testing.T) { runScenario(t, base("kill -9 follower", 3, killFollower)) }
 func TestKillController(t *testing.T) {
