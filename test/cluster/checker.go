@@ -178,38 +178,59 @@ type Outage struct {
 	Recovered bool // false: some partition took no write until the workload ended
 }
 
-// Unavailability measures, for each fault, the time from the fault until every partition
-// that was written to after it acknowledged a write begun after it: the slowest
-// partition's wait. Writes begun before the fault do not count, since the cluster may have
-// accepted them before it broke.
+// Unavailability measures, for each fault, the longest time any partition went without
+// acknowledging a write after the fault: for each partition, the acknowledgements of
+// writes begun after the fault are put in time order, starting from the fault itself, and
+// the widest gap counts (up to the next fault, or the end of the workload). Writes begun
+// before the fault do not count, since the cluster may have accepted them before it broke;
+// a gap in the middle counts as much as the first, since a fault such as a full disk lets a
+// few writes through before it bites. A partition with a write begun after its last
+// acknowledgement that was never acknowledged has not recovered.
 func Unavailability(h *History) []Outage {
 	var out []Outage
-	for _, f := range h.Faults {
-		firstAck := map[int32]time.Time{}
+	for i, f := range h.Faults {
+		end := h.End
+		if i+1 < len(h.Faults) {
+			end = h.Faults[i+1].At
+		}
+		acks := map[int32][]time.Time{}
 		tried := map[int32]bool{}
 		for _, p := range h.Produces {
-			if p.Start.Before(f.At) {
+			if p.Start.Before(f.At) || !p.Start.Before(end) {
 				continue
 			}
 			tried[p.Partition] = true
-			if p.Acked() && (firstAck[p.Partition].IsZero() || p.End.Before(firstAck[p.Partition])) {
-				firstAck[p.Partition] = p.End
+			if p.Acked() {
+				acks[p.Partition] = append(acks[p.Partition], p.End)
 			}
 		}
 		o := Outage{Fault: f.Name, Recovered: true}
-		for p := range tried {
-			ack, ok := firstAck[p]
-			if !ok {
-				o.Recovered = false
-				ack = h.End
+		for partition := range tried {
+			ends := acks[partition]
+			slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+			prev := f.At
+			for _, e := range ends {
+				if d := e.Sub(prev); d > o.Duration {
+					o.Duration = d
+				}
+				prev = e
+				if !e.Before(end) {
+					break
+				}
 			}
-			if d := ack.Sub(f.At); d > o.Duration {
-				o.Duration = d
+			for _, p := range h.Produces {
+				if p.Partition == partition && !p.Acked() && !p.Start.Before(prev) && p.Start.Before(end) {
+					o.Recovered = false
+					if d := end.Sub(prev); d > o.Duration {
+						o.Duration = d
+					}
+					break
+				}
 			}
 		}
 		if len(tried) == 0 {
 			o.Recovered = false
-			o.Duration = h.End.Sub(f.At)
+			o.Duration = end.Sub(f.At)
 		}
 		out = append(out, o)
 	}

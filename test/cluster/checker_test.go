@@ -136,6 +136,15 @@ func TestUnavailability(t *testing.T) {
 		t.Fatalf("problems %v, want a recovery failure", p)
 	}
 
+	// A fault that lets a few writes through before it bites: the gap after them counts.
+	h = clean()
+	h.Produces = append(h.Produces, ack(0, 3, 0, 3, 1001, 1010), ack(0, 5, 0, 4, 1050, 2500))
+	h.Final = append(h.Final, rd(0, 3, 0, 3), rd(0, 4, 0, 5))
+	h.FinalEnds[0] = 5
+	if o := Unavailability(h); !o[0].Recovered || o[0].Duration != 1100*time.Millisecond {
+		t.Fatalf("outage %+v, want 1.1s (from 1.4s to 2.5s on partition 0)", o[0])
+	}
+
 	r := Report{Outages: []Outage{{Duration: 3 * time.Second}, {Duration: time.Second}, {Duration: 2 * time.Second}, {Duration: 10 * time.Second}}}
 	if med, mx := r.OutageStats(); med != 2.5 || mx != 10 {
 		t.Fatalf("median %v max %v, want 2.5 and 10", med, mx)

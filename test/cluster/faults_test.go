@@ -41,6 +41,18 @@ func TestSingleNodeCut(t *testing.T) {
 	runScenario(t, sc)
 }
 
+// TestSingleNodeFullDisk fills the only node's disk under load, then frees it.
+func TestSingleNodeFullDisk(t *testing.T) {
+	sc := scenario{name: "1 node full disk (RF1)", nodes: 1, rf: 1, minISR: 1, partitions: 4, tmpfsNode: 0, reps: 1, hold: 2 * time.Second, inject: fullDisk}
+	runScenario(t, sc)
+}
+
+// TestSingleNodeSIGTERM restarts the only node with a controlled shutdown under load.
+func TestSingleNodeSIGTERM(t *testing.T) {
+	sc := scenario{name: "1 node SIGTERM restart (RF1)", nodes: 1, rf: 1, minISR: 1, partitions: 4, tmpfsNode: -1, reps: 1, inject: rollingRestart}
+	runScenario(t, sc)
+}
+
 func TestKillLeader(t *testing.T)   { runScenario(t, base("kill -9 leader", 3, killLeader)) }
 func TestKillFollower(t *testing.T) { runScenario(t, base("kill -9 follower", 3, killFollower)) }
 func TestKillController(t *testing.T) {

@@ -59,7 +59,7 @@ type History struct {
 	Final     []Read
 	FinalEnds map[int32]int64
 	Faults    []Fault
-	End       time.Time // when the workload stopped
+	End       time.Time // when the workload stopped starting writes
 }
 
 // AddProduce records a produce outcome; safe for concurrent use.

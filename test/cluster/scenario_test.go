@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,9 @@ func runScenario(t *testing.T, sc scenario) {
 	summaryMu.Lock()
 	summary = append(summary, row)
 	summaryMu.Unlock()
+	for _, f := range h.Faults {
+		t.Logf("%s: %s", f.Name, errorsDuring(h, f.At, f.Healed.Add(5*time.Second)))
+	}
 	if n := r.w.DataLossEvents(); n > 0 {
 		t.Logf("the consumer's client reported data loss (log truncated below its position) %d times", n)
 	}
@@ -203,4 +207,27 @@ func topicName(scenario string) string {
 		}
 	}
 	return strings.TrimRight(string(b), "-")
+}
+
+// errorsDuring summarizes the produce attempts that ended between from and to.
+func errorsDuring(h *History, from, to time.Time) string {
+	acked, failed := 0, 0
+	kinds := map[string]int{}
+	for _, p := range h.Produces {
+		if p.End.Before(from) || p.End.After(to) {
+			continue
+		}
+		if p.Acked() {
+			acked++
+			continue
+		}
+		failed++
+		kinds[p.Err]++
+	}
+	var parts []string
+	for k, n := range kinds {
+		parts = append(parts, fmt.Sprintf("%dx %q", n, k))
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("%d acked, %d failed while it lasted (+5s) %s", acked, failed, strings.Join(parts, ", "))
 }

@@ -45,6 +45,10 @@ func StartWorkload(t testing.TB, c *Cluster, topic string, partitions int32, opt
 	if opts.Interval == 0 {
 		opts.Interval = 2 * time.Millisecond
 	}
+	// Produce gets its own context, never cancelled at Stop: kgo fails a buffered record
+	// whose context ends, and Stop must give buffered records their chance.
+	produceCtx, cancelProduce := context.WithCancel(context.Background())
+	t.Cleanup(cancelProduce)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Workload{Topic: topic, Partitions: partitions, History: &History{}, c: c, cancel: cancel}
 	t.Cleanup(cancel)
@@ -55,7 +59,7 @@ func StartWorkload(t testing.TB, c *Cluster, topic string, partitions int32, opt
 			kgo.MaxBufferedRecords(1<<20))
 		w.producers = append(w.producers, cl)
 		w.loops.Add(1)
-		go w.produce(ctx, i, cl, opts.Interval)
+		go w.produce(ctx, produceCtx, i, cl, opts.Interval)
 	}
 	offsets := map[int32]kgo.Offset{}
 	for p := int32(0); p < partitions; p++ {
@@ -68,7 +72,7 @@ func StartWorkload(t testing.TB, c *Cluster, topic string, partitions int32, opt
 	return w
 }
 
-func (w *Workload) produce(ctx context.Context, producer int, cl *kgo.Client, interval time.Duration) {
+func (w *Workload) produce(ctx, produceCtx context.Context, producer int, cl *kgo.Client, interval time.Duration) {
 	defer w.loops.Done()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -81,7 +85,7 @@ func (w *Workload) produce(ctx context.Context, producer int, cl *kgo.Client, in
 		partition := int32(seq % int64(w.Partitions))
 		start := time.Now()
 		w.inflight.Add(1)
-		cl.Produce(ctx, &kgo.Record{Partition: partition, Value: []byte(RecordValue(producer, seq))}, func(r *kgo.Record, err error) {
+		cl.Produce(produceCtx, &kgo.Record{Partition: partition, Value: []byte(RecordValue(producer, seq))}, func(r *kgo.Record, err error) {
 			defer w.inflight.Done()
 			p := Produce{Producer: producer, Seq: seq, Partition: partition, Offset: -1, Start: start, End: time.Now()}
 			if err != nil {
@@ -118,6 +122,9 @@ func (w *Workload) DataLossEvents() int64 { return w.dataLoss.Load() }
 // Stop stops producing, gives what is buffered up to flush to be acknowledged, fails the
 // rest, and stops the consumer.
 func (w *Workload) Stop(flush time.Duration) {
+	w.History.mu.Lock()
+	w.History.End = time.Now()
+	w.History.mu.Unlock()
 	w.cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), flush)
 	defer cancel()
@@ -134,9 +141,6 @@ func (w *Workload) Stop(flush time.Duration) {
 	case <-done:
 	case <-time.After(30 * time.Second):
 	}
-	w.History.mu.Lock()
-	w.History.End = time.Now()
-	w.History.mu.Unlock()
 }
 
 // AckedSince says whether every partition has acknowledged a write begun at or after t.
