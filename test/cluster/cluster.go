@@ -40,6 +40,7 @@ type Cluster struct {
 	opts  Options
 	Nodes []*Node
 	Net   *Network // nil unless Options.Netns
+	quiet bool     // no logs printed at a failed test's end
 }
 
 // Node is one member of the cluster. Its addresses and data dir stay the same across
@@ -58,6 +59,15 @@ type Node struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	paused bool
+}
+
+// binary is the strand binary under test: $STRAND_FAULTS_BIN if set (a build made
+// elsewhere, e.g. of a branch not yet merged), else ./cmd/strand built once.
+func binary(t testing.TB) string {
+	if bin := os.Getenv("STRAND_FAULTS_BIN"); bin != "" {
+		return bin
+	}
+	return harness.Binary(t)
 }
 
 // freeAddr asks the kernel for a free loopback port.
@@ -96,7 +106,7 @@ func Launch(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
 	}
-	harness.Binary(t)
+	binary(t)
 	c := &Cluster{t: t, opts: opts}
 	if opts.Netns {
 		c.Net = NewNetwork(t, opts.Nodes)
@@ -119,7 +129,7 @@ func Launch(t testing.TB, opts Options) (*Cluster, error) {
 	}
 	t.Cleanup(func() {
 		c.Close()
-		if t.Failed() {
+		if t.Failed() && !c.quiet {
 			c.DumpLogs(300)
 		}
 	})
@@ -134,8 +144,9 @@ func Launch(t testing.TB, opts Options) (*Cluster, error) {
 	return c, nil
 }
 
-// Close kills every node.
+// Close kills every node; a closed cluster's logs are not printed when the test fails.
 func (c *Cluster) Close() {
+	c.quiet = true
 	for _, n := range c.Nodes {
 		n.Kill()
 	}
@@ -167,7 +178,7 @@ func (n *Node) spawn() error {
 	for _, kv := range n.c.opts.BrokerConfigs {
 		args = append(args, "--broker-config", kv)
 	}
-	bin := harness.Binary(n.c.t)
+	bin := binary(n.c.t)
 	var cmd *exec.Cmd
 	if n.ns != "" {
 		// ip netns exec enters the namespace and execs strand in place: the pid is strand's.

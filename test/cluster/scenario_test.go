@@ -67,6 +67,9 @@ var brokerConfigs = []string{
 }
 
 func knownBrokerConfigs() []string {
+	if v, ok := os.LookupEnv("STRAND_FAULTS_BROKER_CONFIGS"); ok {
+		return strings.FieldsFunc(v, func(r rune) bool { return r == ',' }) // for a STRAND_FAULTS_BIN of another build
+	}
 	var out []string
 	for _, kv := range brokerConfigs {
 		name, _, _ := strings.Cut(kv, "=")
