@@ -78,5 +78,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&voters, "controller-voters", "", "metadata voters, e.g. 1@127.0.0.1:9093,2@127.0.0.2:9093")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&brokerConfigs, "broker-config", nil, "a broker config fixed for this run, name=value (repeatable), e.g. group.consumer.session.timeout.ms=10000")
+	f.DurationVar(&d.LogCheckInterval, "log-check-interval", d.LogCheckInterval, "how often retention and the log cleaner visit every partition (log.retention.check.interval.ms)")
+	f.Int64Var(&d.CleanerDedupeBufferSize, "cleaner-dedupe-buffer-size", d.CleanerDedupeBufferSize, "bytes of memory for the log cleaner's key map (log.cleaner.dedupe.buffer.size)")
+	f.Int64Var(&d.CleanerIOBytesPerSecond, "cleaner-io-bytes-per-second", d.CleanerIOBytesPerSecond, "log cleaner read+write budget in bytes per second; 0 for no limit")
 	return cmd
 }

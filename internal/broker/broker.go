@@ -43,6 +43,14 @@ type Config struct {
 	// StaticConfigs are broker configs fixed for this node's run (`serve --broker-config`),
 	// as Kafka's server.properties: they override defaults and read-only configs.
 	StaticConfigs map[string]string
+	// LogCheckInterval is how often retention and the log cleaner look at every partition
+	// (log.retention.check.interval.ms).
+	LogCheckInterval time.Duration
+	// CleanerDedupeBufferSize is the memory of the cleaner's key map (log.cleaner.dedupe.buffer.size).
+	CleanerDedupeBufferSize int64
+	// CleanerIOBytesPerSecond bounds the cleaner's reads and writes; 0 for no limit
+	// (log.cleaner.io.max.bytes.per.second).
+	CleanerIOBytesPerSecond int64
 }
 
 // ValidateStaticConfigs checks names and values of static broker configs.
@@ -83,7 +91,8 @@ func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
 // DefaultConfig is a single node on loopback with data in ./strand-data.
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
-		Fsync: journal.FsyncAlways, Logger: slog.Default()}
+		Fsync: journal.FsyncAlways, Logger: slog.Default(),
+		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20}
 }
 
 type topicPartition struct {
@@ -132,6 +141,9 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if err := ValidateStaticConfigs(cfg.StaticConfigs); err != nil {
 		return nil, err
+	}
+	if cfg.LogCheckInterval <= 0 {
+		cfg.LogCheckInterval = DefaultConfig().LogCheckInterval
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -207,8 +219,6 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 
-	b.bg.Add(1)
-	go b.watchMetadata(ctx)
 	replicaClient, err := kgo.NewClient(kgo.SeedBrokers(advertised), kgo.ClientID(fmt.Sprintf("strand-replica-%d", b.cfg.NodeID)),
 		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))
 	if err != nil {
@@ -219,8 +229,12 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer replicaClient.Close()
 	b.fetchers.start(ctx, replicaClient)
 	defer b.fetchers.close()
-	b.bg.Add(1)
+
+	b.bg.Add(4)
+	go b.watchMetadata(ctx)
 	go b.watchISR(ctx)
+	go b.runRetention(ctx)
+	go b.runCleaner(ctx)
 
 	wireDone := make(chan error, 1)
 	wireCtx, stopWire := context.WithCancel(context.Background())
@@ -352,6 +366,13 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
+	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
+	// since the cleaner only compacts closed segments.
+	if _, compacts := cleanupPolicy(s, topic); compacts {
+		if lag := s.TopicConfigInt(topic, "max.compaction.lag.ms"); lag < c.SegmentMs.Milliseconds() {
+			c.SegmentMs = time.Duration(lag) * time.Millisecond
+		}
+	}
 	return c
 }
 

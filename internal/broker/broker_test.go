@@ -18,6 +18,12 @@ import (
 // startBroker runs a broker in process on loopback ports with data in dir.
 func startBroker(t testing.TB, dir string) (*Broker, func()) {
 	t.Helper()
+	return startBrokerWith(t, dir, nil)
+}
+
+// startBrokerWith is startBroker with changes to the default test config.
+func startBrokerWith(t testing.TB, dir string, change func(*Config)) (*Broker, func()) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = dir, "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -26,6 +32,9 @@ func startBroker(t testing.TB, dir string) (*Broker, func()) {
 	}
 	noDelay := time.Duration(0)
 	cfg.GroupInitialRebalanceDelay = &noDelay
+	if change != nil {
+		change(&cfg)
+	}
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

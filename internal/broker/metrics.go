@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,6 +15,11 @@ type brokerMetrics struct {
 	recordsIn  *prometheus.CounterVec
 	recordsOut *prometheus.CounterVec
 	produceErr *prometheus.CounterVec
+
+	cleanerPasses    prometheus.Counter
+	cleanerBytes     prometheus.Counter
+	cleanerErrors    prometheus.Counter
+	retentionDeleted *prometheus.CounterVec
 }
 
 func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
@@ -24,7 +30,12 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_records_out_total", Help: "Records sent to consumers, by topic (whole batches, so records before the fetch offset in the first batch count too)."}, []string{"topic"}),
 		produceErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_produce_errors_total", Help: "Partition produce failures, by Kafka error code."}, []string{"code"}),
 	}
-	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.produceErr, &partitionCollector{b: b}, &lagCollector{b: b})
+	m.cleanerPasses = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_passes_total", Help: "Log cleaner passes that rewrote segments."})
+	m.cleanerBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_bytes_cleaned_total", Help: "Bytes of dirty log the cleaner compacted."})
+	m.cleanerErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_errors_total", Help: "Log cleaner passes that failed."})
+	m.retentionDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_retention_deleted_segments_total", Help: "Segments deleted by retention.ms or retention.bytes, by topic."}, []string{"topic"})
+	reg.MustRegister(m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut, m.produceErr, m.cleanerPasses, m.cleanerBytes, m.cleanerErrors, m.retentionDeleted,
+		&partitionCollector{b: b}, &lagCollector{b: b})
 	return m
 }
 
@@ -40,15 +51,21 @@ var (
 	descLeading    = prometheus.NewDesc("strand_partitions_leader", "Partitions this node leads.", nil, nil)
 	descUnderRepl  = prometheus.NewDesc("strand_partitions_under_replicated", "Partitions this node leads whose ISR is smaller than their replica set.", nil, nil)
 	descOffline    = prometheus.NewDesc("strand_partitions_offline", "Partitions in the cluster with no live leader, as this node's metadata says.", nil, nil)
+	descDirty      = prometheus.NewDesc("strand_log_dirty_ratio", "Share of a compacted log's bytes not yet cleaned.", []string{"topic", "partition"}, nil)
+	descSinceClean = prometheus.NewDesc("strand_log_seconds_since_last_clean", "Seconds since the cleaner last compacted a partition (absent before the first clean).", []string{"topic", "partition"}, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize, descLeading, descUnderRepl, descOffline} {
+	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize, descLeading, descUnderRepl, descOffline, descDirty, descSinceClean} {
 		ch <- d
 	}
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	var state *cluster.State
+	if c.b.meta != nil {
+		state = c.b.meta.State()
+	}
 	c.b.mu.RLock()
 	defer c.b.mu.RUnlock()
 	ch <- prometheus.MustNewConstMetric(descPartitions, prometheus.GaugeValue, float64(len(c.b.partitions)))
@@ -73,6 +90,16 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogStart, prometheus.GaugeValue, float64(l.LogStartOffset()), labels...)
 		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(p.HighWatermark()), labels...)
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(l.Size()), labels...)
+		if state == nil {
+			continue
+		}
+		if _, compacts := cleanupPolicy(state, tp.topic); compacts {
+			cs := l.CleanerStatus()
+			ch <- prometheus.MustNewConstMetric(descDirty, prometheus.GaugeValue, cs.DirtyRatio, labels...)
+			if !cs.LastClean.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descSinceClean, prometheus.GaugeValue, time.Since(cs.LastClean).Seconds(), labels...)
+			}
+		}
 	}
 }
 

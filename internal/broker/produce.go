@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -45,6 +46,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 		if v, _, _ := s.TopicConfig(t.Topic, "message.timestamp.type"); v == "LogAppendTime" {
 			logAppendTime = true
 		}
+		_, compacted := cleanupPolicy(s, t.Topic)
 		for pi, p := range t.Partitions {
 			rp := &rt.Partitions[pi]
 			*rp = kmsg.NewProduceResponseTopicPartition()
@@ -62,7 +64,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
 				acksAll := req.Acks == -1
-				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, acksAll, minISR, rp)
+				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, compacted, acksAll, minISR, rp)
 				if err == nil && req.Acks != 0 {
 					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
 				}
@@ -83,8 +85,9 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 }
 
 // appendPartition validates and appends one partition's records, filling rp. It returns
-// the end offset to wait for.
-func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+// the end offset to wait for. As in Kafka, a compacted topic's records must have keys
+// (the cleaner could only drop them), which costs decoding its batches here.
+func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime, compacted, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	batches, err := record.Split(records)
 	if err == nil {
 		for _, batch := range batches {
@@ -96,6 +99,10 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 			case h.IsTransactional() || h.IsControl():
 				rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
 				err = fmt.Errorf("transactional batches are not supported")
+			case compacted:
+				if err = requireKeys(batch); err != nil {
+					rp.ErrorCode = errorCode(err)
+				}
 			}
 			if err != nil {
 				rp.ErrorMessage = errorMessage(err)
@@ -176,4 +183,20 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	resp.ProducerID, resp.ProducerEpoch = b.pidNext, 0
 	b.pidNext++
 	return resp
+}
+
+// errNullKey answers a keyless record sent to a compacted topic.
+var errNullKey = errors.New("compacted topic accepts only records with keys")
+
+func requireKeys(batch []byte) error {
+	recs, err := record.Records(batch)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.Key == nil {
+			return errNullKey
+		}
+	}
+	return nil
 }

@@ -11,14 +11,27 @@
 //	00000000000000001000.snapshot   idempotent-producer state as of offset 1000
 //	checkpoint                      recovery point and log start offset, checksummed
 //	leader-epoch-checkpoint         (epoch, start offset) pairs, checksummed
+//	cleaner-checkpoint              how far the cleaner has compacted, and when (tombstone timing)
 //	*.deleted                       segments waiting for readers to finish before removal
+//	<base>-<end>.cleaned            a cleaned copy of the segments in [base, end), not yet decided
+//	<base>-<end>.swap               a cleaned copy decided to replace the segments in [base, end)
 //
 // Index files are written when a segment is closed (rolled) and on a clean Close, each with a
 // trailer describing the segment they index; a missing, stale or damaged index is rebuilt
 // by scanning the segment. Segments past the recovery point are re-validated batch by batch
 // on Open, and a torn or corrupt tail is truncated.
 //
+// Retention (retention.go) deletes whole closed segments by the age of their newest record
+// or the partition's size and moves the log start offset. The cleaner (clean.go) compacts
+// closed segments of cleanup.policy=compact logs to the latest record per key, keeping
+// offsets, timestamps, headers and codecs, with a fixed-size key map (cleanmap.go) and an
+// I/O throttle (throttle.go). Recovery rule for its files (swap.go): on Open a .cleaned file
+// is deleted (the old segments are intact); a .swap file completes: every .log whose base
+// is in [base, end) is deleted and the .swap is renamed <base>.log. So a crash at any point
+// of a pass leaves either the old segments or the cleaned one.
+//
 // The journal never interprets records beyond the batch header on the write path (no
-// decompression on append) and never blocks readers on writers: readers see a segment up
-// to the size published after the last complete append.
+// decompression on append; only the cleaner decodes records, off that path) and never
+// blocks readers on writers: readers see a segment up to the size published after the last
+// complete append.
 package journal

@@ -37,8 +37,10 @@ type Log struct {
 	deleting  []*pendingDelete
 	closed    bool
 	failed    error
+	cleaner   cleanerState
 
-	sync *syncer
+	cleanMu sync.Mutex // one cleaning pass at a time
+	sync    *syncer
 }
 
 type pendingDelete struct {
@@ -232,6 +234,9 @@ func (l *Log) Producer(id int64) (ProducerState, bool) {
 // recover loads the directory's segments and checkpoints and repairs what an unclean stop
 // left behind. Runs before the Log is shared.
 func (l *Log) recover() error {
+	if err := recoverSwaps(l.dir); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -336,6 +341,9 @@ func (l *Log) recover() error {
 	}
 	l.producers = table
 	l.scanHeaders(snapAt, l.producers.update)
+
+	l.cleaner = loadCleanerState(l.dir)
+	l.cleaner.truncateFrom(l.logEnd)
 
 	// Everything now in the log has been validated or was synced before; make it so.
 	if err := l.syncAllLocked(); err != nil {

@@ -40,6 +40,7 @@ func (l *Log) Truncate(offset int64) error {
 		l.logStart = l.logEnd
 	}
 	l.producers.truncateFrom(l.logEnd)
+	l.cleaner.truncateFrom(l.logEnd)
 	if snaps := snapshotOffsets(l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
 		loadLatestSnapshot(l.dir, l.logEnd) // removes snapshots past the new end
 	}
@@ -71,6 +72,11 @@ func (l *Log) AdvanceStartOffset(offset int64) error {
 	if offset > l.logEnd {
 		return fmt.Errorf("%w: start offset %d past log end %d", ErrOffsetOutOfRange, offset, l.logEnd)
 	}
+	return l.advanceStartLocked(offset)
+}
+
+// advanceStartLocked moves the log start to offset (logStart < offset <= logEnd).
+func (l *Log) advanceStartLocked(offset int64) error {
 	l.logStart = offset
 	if err := l.saveCheckpointLocked(); err != nil {
 		return err
@@ -85,9 +91,13 @@ func (l *Log) AdvanceStartOffset(offset int64) error {
 	return nil
 }
 
-// dropSegmentsBelowStartLocked deletes segments whose records are all below the log start.
+// dropSegmentsBelowStartLocked deletes segments whose records are all below the log start
+// and that the next segment takes over from: one whose batches end below the start but
+// whose successor begins past it (a gap compaction left) stays, so the first segment's
+// base never passes the log start and a reopen, which starts the log no lower than the
+// first segment, keeps the same log start offset.
 func (l *Log) dropSegmentsBelowStartLocked() {
-	for len(l.segments) > 1 && l.segments[0].next <= l.logStart {
+	for len(l.segments) > 1 && l.segments[1].base <= l.logStart {
 		if err := l.removeSegmentLocked(0); err != nil {
 			l.cfg.Logger.Warn("journal: deleting segment failed", "dir", l.dir, "err", err)
 			return
@@ -99,26 +109,37 @@ func (l *Log) dropSegmentsBelowStartLocked() {
 // closed after FileDeleteDelay, so readers that still hold it finish their sends.
 func (l *Log) removeSegmentLocked(i int) error {
 	s := l.segments[i]
+	if err := l.retireSegmentLocked(s); err != nil {
+		return err
+	}
+	if err := syncDir(l.dir); err != nil {
+		return err
+	}
+	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
+	return nil
+}
+
+// retireSegmentLocked renames a segment's file to .deleted, removes its index files and
+// schedules the file's close and removal after FileDeleteDelay. The caller takes it out of
+// l.segments and fsyncs the directory.
+func (l *Log) retireSegmentLocked(s *segment) error {
 	if err := os.Rename(s.path, s.path+".deleted"); err != nil {
 		return fmt.Errorf("delete segment %d: %w", s.base, err)
 	}
 	offPath, timePath := s.indexPaths(l.dir)
 	os.Remove(offPath)
 	os.Remove(timePath)
-	if err := syncDir(l.dir); err != nil {
-		return err
-	}
-	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
 	for j, u := range l.unsynced {
 		if u == s {
 			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
 			break
 		}
 	}
+	deletedPath := s.path + ".deleted"
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {
 		s.file.Close()
-		os.Remove(s.path + ".deleted")
+		os.Remove(deletedPath)
 		l.mu.Lock()
 		for j, q := range l.deleting {
 			if q == p {
