@@ -101,10 +101,11 @@ func TestFiveNodes(t *testing.T) {
 	t.Run(sc.name, func(t *testing.T) { runScenario(t, sc) })
 }
 
-// leader finds the running node that leads partition (rep mod partitions) of the topic.
+// leader finds a running node that leads a partition of the topic, starting at partition
+// rep so repetitions move around, and preferring a leader that is not the controller, so
+// that killing it tests partition failover rather than both at once.
 func leader(t *testing.T, r *env, rep int) *Node {
 	t.Helper()
-	p := int32(rep) % r.w.Partitions
 	var found *Node
 	err := waitFor(20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -113,11 +114,21 @@ func leader(t *testing.T, r *env, rep int) *Node {
 		if err != nil {
 			return false
 		}
-		found = r.c.Node(parts[p].Leader)
-		return found != nil && found.Running()
+		controller, _ := r.c.Controller(ctx)
+		found = nil
+		for i := int32(0); i < r.w.Partitions; i++ {
+			n := r.c.Node(parts[(int32(rep)+i)%r.w.Partitions].Leader)
+			if n == nil || !n.Running() {
+				continue
+			}
+			if found == nil || n.ID != controller && found.ID == controller {
+				found = n
+			}
+		}
+		return found != nil
 	})
 	if err != nil {
-		t.Fatalf("no running leader for partition %d: %v", p, err)
+		t.Fatalf("no running partition leader: %v", err)
 	}
 	return found
 }
@@ -136,11 +147,11 @@ func killFollower(t *testing.T, r *env, rep int) (string, func() error) {
 	if err != nil {
 		t.Fatalf("metadata: %v", err)
 	}
+	controller, _ := r.c.Controller(ctx)
 	var n *Node
 	for _, id := range parts[p].Replicas {
-		if id != parts[p].Leader && slices.Contains(parts[p].ISR, id) {
+		if id != parts[p].Leader && slices.Contains(parts[p].ISR, id) && (n == nil || n.ID == controller) {
 			n = r.c.Node(id)
-			break
 		}
 	}
 	if n == nil {

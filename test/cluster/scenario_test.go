@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -164,6 +166,14 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Errorf("final read: %v", err)
 	}
 	rep := Check(sc.name, h)
+	if dir := os.Getenv("STRAND_FAULTS_OUT"); dir != "" {
+		path := filepath.Join(dir, r.topic+".json")
+		if err := writeHistory(path, h); err != nil {
+			t.Errorf("write history: %v", err)
+		} else {
+			t.Logf("history written to %s", path)
+		}
+	}
 	row := rep.Row()
 	t.Log(TableHeader)
 	t.Log(row)
@@ -233,4 +243,18 @@ func errorsDuring(h *History, from, to time.Time) string {
 	}
 	slices.Sort(parts)
 	return fmt.Sprintf("%d acked, %d failed while it lasted (+5s) %s", acked, failed, strings.Join(parts, ", "))
+}
+
+// writeHistory saves a history as JSON for a look after the test (STRAND_FAULTS_OUT).
+func writeHistory(path string, h *History) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
