@@ -17,7 +17,12 @@ type Anomaly struct {
 	Detail    string
 }
 
-func (a Anomaly) String() string { return fmt.Sprintf("p%d@%d: %s", a.Partition, a.Offset, a.Detail) }
+func (a Anomaly) String() string {
+	if a.Partition < 0 {
+		return a.Detail // not about a position in the log
+	}
+	return fmt.Sprintf("p%d@%d: %s", a.Partition, a.Offset, a.Detail)
+}
 
 type position struct {
 	partition int32
@@ -70,7 +75,8 @@ func Duplicates(h *History) []Anomaly {
 
 // OutOfOrder are records the final read found, within one partition, with a producer's
 // sequence lower than that of a record before them: a producer's records to a partition
-// must be stored in the order it sent them.
+// must be stored in the order it sent them. A second copy of a record is a duplicate, not
+// counted here.
 func OutOfOrder(h *History) []Anomaly {
 	byPartition := map[int32][]Read{}
 	for _, r := range h.Final {
@@ -80,11 +86,13 @@ func OutOfOrder(h *History) []Anomaly {
 	for p, reads := range byPartition {
 		slices.SortStableFunc(reads, func(a, b Read) int { return compareInt64(a.Offset, b.Offset) })
 		last := map[int]int64{}
+		seen := map[string]bool{}
 		for _, r := range reads {
 			producer, seq, ok := ParseValue(r.Value)
-			if !ok {
+			if !ok || seen[r.Value] {
 				continue
 			}
+			seen[r.Value] = true
 			if prev, seen := last[producer]; seen && seq < prev {
 				out = append(out, Anomaly{p, r.Offset, fmt.Sprintf("%s after p%d-s%d", r.Value, producer, prev)})
 			}
@@ -146,6 +154,32 @@ func StaleReads(h *History) []Anomaly {
 			out = append(out, Anomaly{r.Partition, r.Offset, fmt.Sprintf("read %s at %s, gone from the final read (end %d)", r.Value, r.At.Format("15:04:05.000"), h.FinalEnds[r.Partition])})
 		} else {
 			out = append(out, Anomaly{r.Partition, r.Offset, fmt.Sprintf("read %s at %s, final read found %s", r.Value, r.At.Format("15:04:05.000"), stored)})
+		}
+	}
+	sortAnomalies(out)
+	return out
+}
+
+// SharedProducerIDs are producer ids the cluster gave to more than one producer: the
+// broker then takes one producer's batches for another's retries (acknowledging them at
+// the other's offsets without storing them) or for gaps in its sequence.
+func SharedProducerIDs(h *History) []Anomaly {
+	holders := map[int64]map[int]bool{}
+	for _, p := range h.ProducerIDs {
+		if holders[p.ID] == nil {
+			holders[p.ID] = map[int]bool{}
+		}
+		holders[p.ID][p.Producer] = true
+	}
+	var out []Anomaly
+	for id, ps := range holders {
+		if len(ps) > 1 {
+			var names []string
+			for p := range ps {
+				names = append(names, fmt.Sprintf("p%d", p))
+			}
+			slices.Sort(names)
+			out = append(out, Anomaly{-1, id, fmt.Sprintf("producer id %d given to %s", id, strings.Join(names, " and "))})
 		}
 	}
 	sortAnomalies(out)
@@ -247,6 +281,7 @@ type Report struct {
 	Reused         []Anomaly
 	Stale          []Anomaly
 	Incomplete     []Anomaly
+	SharedIDs      []Anomaly
 	Outages        []Outage
 	ReadsDuringRun int
 }
@@ -267,6 +302,7 @@ func Check(scenario string, h *History) Report {
 	r.Reused = ReusedOffsets(h)
 	r.Stale = StaleReads(h)
 	r.Incomplete = IncompleteFinal(h)
+	r.SharedIDs = SharedProducerIDs(h)
 	r.Outages = Unavailability(h)
 	return r
 }
@@ -285,6 +321,7 @@ func (r Report) Problems() []string {
 		out = append(out, fmt.Sprintf("%d %s, e.g. %s", len(as), what, strings.Join(ex, "; ")))
 	}
 	add("partitions not fully read at the end", r.Incomplete)
+	add("producer ids shared by two producers", r.SharedIDs)
 	add("acknowledged writes lost", r.Lost)
 	add("duplicates", r.Duplicates)
 	add("records out of order", r.OutOfOrder)

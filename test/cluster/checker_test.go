@@ -36,11 +36,12 @@ func clean() *History {
 			fail(1, 1, 1, 1000, 1500),
 			ack(0, 2, 0, 2, 1100, 1400), ack(1, 2, 1, 1, 1200, 1900),
 		},
-		Reads:     []Read{rd(0, 0, 0, 0), rd(0, 1, 1, 0), rd(1, 0, 0, 1)},
-		Final:     []Read{rd(0, 0, 0, 0), rd(0, 1, 1, 0), rd(0, 2, 0, 2), rd(1, 0, 0, 1), rd(1, 1, 1, 2)},
-		FinalEnds: map[int32]int64{0: 3, 1: 2},
-		Faults:    []Fault{{Name: "kill", At: at(1000), Healed: at(1100)}},
-		End:       at(3000),
+		Reads:       []Read{rd(0, 0, 0, 0), rd(0, 1, 1, 0), rd(1, 0, 0, 1)},
+		Final:       []Read{rd(0, 0, 0, 0), rd(0, 1, 1, 0), rd(0, 2, 0, 2), rd(1, 0, 0, 1), rd(1, 1, 1, 2)},
+		FinalEnds:   map[int32]int64{0: 3, 1: 2},
+		Faults:      []Fault{{Name: "kill", At: at(1000), Healed: at(1100)}},
+		ProducerIDs: []ProducerID{{Producer: 0, ID: 7}, {Producer: 1, ID: 8}, {Producer: 0, ID: 7, Epoch: 1}},
+		End:         at(3000),
 	}
 }
 
@@ -76,6 +77,10 @@ func TestCheckCatches(t *testing.T) {
 			h.Final = append(h.Final, rd(0, 3, 0, 1))
 			h.FinalEnds[0] = 4
 		}, OutOfOrder, "p0-s1 after p0-s2"},
+		{"late duplicate is not also out of order", func(h *History) {
+			h.Final = append(h.Final, rd(0, 3, 0, 0))
+			h.FinalEnds[0] = 4
+		}, Duplicates, "p0-s0 stored again (first at p0@0)"},
 		{"acknowledged offset holds another record", func(h *History) {
 			h.Final[2] = rd(0, 2, 1, 1) // p0-s2 acked at p0@2, but p1-s1 is stored there
 		}, ReusedOffsets, "acknowledged p0-s2 here, final read found p1-s1"},
@@ -91,6 +96,9 @@ func TestCheckCatches(t *testing.T) {
 		{"read past what survived", func(h *History) {
 			h.Reads = append(h.Reads, rd(0, 3, 1, 3))
 		}, StaleReads, "gone from the final read (end 3)"},
+		{"two producers share a producer id", func(h *History) {
+			h.ProducerIDs = append(h.ProducerIDs, ProducerID{Producer: 1, ID: 7})
+		}, SharedProducerIDs, "producer id 7 given to p0 and p1"},
 		{"final read stopped early", func(h *History) {
 			h.FinalEnds[1] = 7
 		}, IncompleteFinal, "reached 2 of end 7"},
@@ -103,6 +111,11 @@ func TestCheckCatches(t *testing.T) {
 			h := clean()
 			c.break_(h)
 			got := c.check(h)
+			if c.name == "late duplicate is not also out of order" {
+				if o := OutOfOrder(h); len(o) != 0 {
+					t.Fatalf("a duplicate counted as out of order: %v", o)
+				}
+			}
 			if len(got) != 1 || !strings.Contains(got[0].Detail, c.want) {
 				t.Fatalf("got %v, want one anomaly containing %q", got, c.want)
 			}

@@ -34,6 +34,18 @@ func ParseValue(v string) (producer int, seq int64, ok bool) {
 	return producer, seq, err == nil && n == 2 && RecordValue(producer, seq) == v
 }
 
+// ProducerID is the idempotent producer id and epoch one producer held at a moment.
+type ProducerID struct {
+	Producer int
+	ID       int64
+	Epoch    int16
+	At       time.Time
+}
+
+func (p ProducerID) String() string {
+	return fmt.Sprintf("p%d: id %d epoch %d", p.Producer, p.ID, p.Epoch)
+}
+
 // Read is one record a consumer saw.
 type Read struct {
 	Partition int32
@@ -59,7 +71,10 @@ type History struct {
 	Final     []Read
 	FinalEnds map[int32]int64
 	Faults    []Fault
-	End       time.Time // when the workload stopped starting writes
+	Views     []View // each node's view of partition leadership, as it changed
+	// ProducerIDs are samples of the producer id each producer held.
+	ProducerIDs []ProducerID
+	End         time.Time // when the workload stopped starting writes
 }
 
 // AddProduce records a produce outcome; safe for concurrent use.

@@ -132,15 +132,20 @@ func runScenario(t *testing.T, sc scenario) {
 	r.c = Start(t, Options{Nodes: sc.nodes, Netns: sc.netns, DataDirs: r.dirs, BrokerConfigs: knownBrokerConfigs()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	h := &History{}
+	views := watchViews(r.c, h, r.topic, 50*time.Millisecond)
+	defer views.stop()
 	minISR := fmt.Sprint(sc.minISR)
 	if err := r.c.CreateTopic(ctx, r.topic, sc.partitions, sc.rf, map[string]*string{"min.insync.replicas": &minISR}); err != nil {
 		t.Fatal(err)
 	}
-	r.w = StartWorkload(t, r.c, r.topic, sc.partitions, WorkloadOptions{})
-	h := r.w.History
+	r.w = StartWorkload(t, r.c, r.topic, sc.partitions, WorkloadOptions{History: h})
 	if err := waitFor(30*time.Second, func() bool { return r.w.AckedSince(time.Time{}) }); err != nil {
 		t.Fatalf("workload never got a write acknowledged on every partition before any fault: %v", err)
 	}
+	idCtx, cancelIDs := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Logf("producer ids: %v", r.w.SampleProducerIDs(idCtx))
+	cancelIDs()
 	time.Sleep(time.Second) // load before the first fault
 
 	for rep := 0; rep < reps; rep++ {
@@ -161,7 +166,11 @@ func runScenario(t *testing.T, sc scenario) {
 		}
 		time.Sleep(time.Second) // load between faults
 	}
+	idCtx, cancelIDs = context.WithTimeout(context.Background(), 5*time.Second)
+	r.w.SampleProducerIDs(idCtx)
+	cancelIDs()
 	r.w.Stop(30 * time.Second)
+	views.stop()
 	if err := r.w.FinalRead(t, 60*time.Second); err != nil {
 		t.Errorf("final read: %v", err)
 	}
@@ -188,6 +197,11 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	for _, p := range rep.Problems() {
 		t.Error(p)
+	}
+	if lost, ok := firstLost(h); ok {
+		t.Logf("first lost write %s, acknowledged at %s as p%d@%d; what each node said about p%d around then:\n%s",
+			lost.Value(), lost.End.Format("15:04:05.000"), lost.Partition, lost.Offset, lost.Partition,
+			ViewsAround(h, lost.Partition, lost.End, 2*time.Second, 500*time.Millisecond))
 	}
 }
 
@@ -257,4 +271,20 @@ func writeHistory(path string, h *History) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// firstLost is the earliest acknowledged write the final read did not find.
+func firstLost(h *History) (Produce, bool) {
+	vals := map[string]bool{}
+	for _, r := range h.Final {
+		vals[r.Value] = true
+	}
+	var first Produce
+	found := false
+	for _, p := range h.Produces {
+		if p.Acked() && !vals[p.Value()] && (!found || p.End.Before(first.End)) {
+			first, found = p, true
+		}
+	}
+	return first, found
 }

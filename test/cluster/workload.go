@@ -34,6 +34,7 @@ type Workload struct {
 type WorkloadOptions struct {
 	Producers int           // default 2
 	Interval  time.Duration // between two records of one producer; default 2ms
+	History   *History      // where to record; default a new one
 }
 
 // StartWorkload starts the producers and the consumer; Stop ends them.
@@ -50,7 +51,10 @@ func StartWorkload(t testing.TB, c *Cluster, topic string, partitions int32, opt
 	produceCtx, cancelProduce := context.WithCancel(context.Background())
 	t.Cleanup(cancelProduce)
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Workload{Topic: topic, Partitions: partitions, History: &History{}, c: c, cancel: cancel}
+	if opts.History == nil {
+		opts.History = &History{}
+	}
+	w := &Workload{Topic: topic, Partitions: partitions, History: opts.History, c: c, cancel: cancel}
 	t.Cleanup(cancel)
 	for i := 0; i < opts.Producers; i++ {
 		cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -113,6 +117,23 @@ func (w *Workload) consume(ctx context.Context) {
 			w.History.AddRead(Read{Partition: r.Partition, Offset: r.Offset, Value: string(r.Value), At: now})
 		})
 	}
+}
+
+// SampleProducerIDs records in History the idempotent producer id and epoch the cluster
+// gave each producer, as the clients hold them now.
+func (w *Workload) SampleProducerIDs(ctx context.Context) []ProducerID {
+	var out []ProducerID
+	for i, cl := range w.producers {
+		id, epoch, err := cl.ProducerID(ctx)
+		if err != nil {
+			continue
+		}
+		out = append(out, ProducerID{Producer: i, ID: id, Epoch: epoch, At: time.Now()})
+	}
+	w.History.mu.Lock()
+	w.History.ProducerIDs = append(w.History.ProducerIDs, out...)
+	w.History.mu.Unlock()
+	return out
 }
 
 // DataLossEvents counts the times the consumer's client reported that the log it was
