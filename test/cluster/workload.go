@@ -56,10 +56,13 @@ func StartWorkload(t testing.TB, c *Cluster, topic string, partitions int32, opt
 	}
 	w := &Workload{Topic: topic, Partitions: partitions, History: opts.History, c: c, cancel: cancel}
 	t.Cleanup(cancel)
+	// Short request timeouts: a produce stuck on a connection to a node that was cut off
+	// or paused would otherwise hold its partition for the client's default 10s+ after
+	// the cluster has already moved the leader, and the outage measured would be kgo's.
 	for i := 0; i < opts.Producers; i++ {
 		cl := c.Client(t, kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1<<30), kgo.RecordDeliveryTimeout(20*time.Second),
-			kgo.ProduceRequestTimeout(5*time.Second), kgo.ProducerLinger(2*time.Millisecond),
+			kgo.ProduceRequestTimeout(2*time.Second), kgo.RequestTimeoutOverhead(time.Second), kgo.ProducerLinger(2*time.Millisecond),
 			kgo.MaxBufferedRecords(1<<20))
 		w.producers = append(w.producers, cl)
 		w.loops.Add(1)
