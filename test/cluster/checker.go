@@ -136,6 +136,32 @@ func ReusedOffsets(h *History) []Anomaly {
 	return out
 }
 
+// DoubleAcks are positions at which the cluster acknowledged two different records: each
+// offset holds one record, so at most one of them can be there. This needs no final read;
+// it is the plainest form of an offset reused for different records.
+func DoubleAcks(h *History) []Anomaly {
+	first := map[position]string{}
+	reported := map[position]bool{}
+	var out []Anomaly
+	for _, p := range h.Produces {
+		if !p.Acked() {
+			continue
+		}
+		pos := position{p.Partition, p.Offset}
+		v, seen := first[pos]
+		if !seen {
+			first[pos] = p.Value()
+			continue
+		}
+		if v != p.Value() && !reported[pos] {
+			reported[pos] = true
+			out = append(out, Anomaly{p.Partition, p.Offset, fmt.Sprintf("acknowledged both %s and %s here", v, p.Value())})
+		}
+	}
+	sortAnomalies(out)
+	return out
+}
+
 // StaleReads are records a consumer saw during the run at a position where the final read
 // found nothing or something else: the consumer read past what was committed (above the
 // high watermark that survived), and the value later disappeared or changed.
@@ -282,6 +308,7 @@ type Report struct {
 	Stale          []Anomaly
 	Incomplete     []Anomaly
 	SharedIDs      []Anomaly
+	DoubleAcks     []Anomaly
 	Outages        []Outage
 	ReadsDuringRun int
 }
@@ -303,6 +330,7 @@ func Check(scenario string, h *History) Report {
 	r.Stale = StaleReads(h)
 	r.Incomplete = IncompleteFinal(h)
 	r.SharedIDs = SharedProducerIDs(h)
+	r.DoubleAcks = DoubleAcks(h)
 	r.Outages = Unavailability(h)
 	return r
 }
@@ -326,6 +354,7 @@ func (r Report) Problems() []string {
 	add("duplicates", r.Duplicates)
 	add("records out of order", r.OutOfOrder)
 	add("offsets reused for different records", r.Reused)
+	add("positions acknowledged for two different records", r.DoubleAcks)
 	add("stale reads (values that later disappeared or changed)", r.Stale)
 	for _, o := range r.Outages {
 		if !o.Recovered {

@@ -84,6 +84,9 @@ func TestCheckCatches(t *testing.T) {
 		{"acknowledged offset holds another record", func(h *History) {
 			h.Final[2] = rd(0, 2, 1, 1) // p0-s2 acked at p0@2, but p1-s1 is stored there
 		}, ReusedOffsets, "acknowledged p0-s2 here, final read found p1-s1"},
+		{"two records acknowledged at one offset", func(h *History) {
+			h.Produces = append(h.Produces, ack(1, 5, 0, 2, 1300, 1310))
+		}, DoubleAcks, "acknowledged both p0-s2 and p1-s5 here"},
 		{"acknowledged record stored elsewhere", func(h *History) {
 			h.Produces[0].Offset = 5
 		}, ReusedOffsets, "found it at p0@0"},

@@ -12,7 +12,7 @@ import (
 const restartLimit = 60 * time.Second
 
 // base is the common shape: RF 3, min.insync.replicas 2, several partitions.
-func base(name string, nodes int, inject func(t *testing.T, r *env, rep int) (string, func() error)) scenario {
+func base(name string, nodes int, inject func(t *testing.T, r *env, rep int, begin func(string)) func() error) scenario {
 	return scenario{name: name, nodes: nodes, rf: 3, minISR: 2, partitions: 6, tmpfsNode: -1, reps: 1, hold: 4 * time.Second, inject: inject}
 }
 
@@ -20,10 +20,11 @@ func base(name string, nodes int, inject func(t *testing.T, r *env, rep int) (st
 // restart on the same data. With fsync=always nothing acknowledged may be lost.
 func TestSingleNodeKill9(t *testing.T) {
 	sc := scenario{name: "1 node kill -9 (RF1)", nodes: 1, rf: 1, minISR: 1, partitions: 4, tmpfsNode: -1, reps: 2, hold: time.Second,
-		inject: func(t *testing.T, r *env, rep int) (string, func() error) {
+		inject: func(t *testing.T, r *env, rep int, begin func(string)) func() error {
 			n := r.c.Nodes[0]
+			begin("kill -9 node 1")
 			n.Kill()
-			return "kill -9 node 1", func() error { return n.Start(restartLimit) }
+			return func() error { return n.Start(restartLimit) }
 		}}
 	runScenario(t, sc)
 }
@@ -32,11 +33,12 @@ func TestSingleNodeKill9(t *testing.T) {
 // load and heals it: the pipeline through network namespaces, on one node.
 func TestSingleNodeCut(t *testing.T) {
 	sc := scenario{name: "1 node cut off (RF1)", nodes: 1, rf: 1, minISR: 1, partitions: 4, tmpfsNode: -1, reps: 1, hold: 2 * time.Second, netns: true,
-		inject: func(t *testing.T, r *env, rep int) (string, func() error) {
+		inject: func(t *testing.T, r *env, rep int, begin func(string)) func() error {
+			begin("cut off node 1")
 			if err := r.c.Net.Cut(0); err != nil {
 				t.Fatal(err)
 			}
-			return "cut off node 1", func() error { return r.c.Net.Heal(0) }
+			return func() error { return r.c.Net.Heal(0) }
 		}}
 	runScenario(t, sc)
 }
@@ -133,13 +135,14 @@ func leader(t *testing.T, r *env, rep int) *Node {
 	return found
 }
 
-func killLeader(t *testing.T, r *env, rep int) (string, func() error) {
+func killLeader(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := leader(t, r, rep)
+	begin(fmt.Sprintf("kill -9 leader node %d", n.ID))
 	n.Kill()
-	return fmt.Sprintf("kill -9 leader node %d", n.ID), func() error { return n.Start(restartLimit) }
+	return func() error { return n.Start(restartLimit) }
 }
 
-func killFollower(t *testing.T, r *env, rep int) (string, func() error) {
+func killFollower(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	p := int32(rep) % r.w.Partitions
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -157,11 +160,12 @@ func killFollower(t *testing.T, r *env, rep int) (string, func() error) {
 	if n == nil {
 		t.Fatalf("partition %d has no in-sync follower: %+v", p, parts[p])
 	}
+	begin(fmt.Sprintf("kill -9 follower node %d", n.ID))
 	n.Kill()
-	return fmt.Sprintf("kill -9 follower node %d", n.ID), func() error { return n.Start(restartLimit) }
+	return func() error { return n.Start(restartLimit) }
 }
 
-func killController(t *testing.T, r *env, rep int) (string, func() error) {
+func killController(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, err := r.c.Controller(ctx)
@@ -169,40 +173,45 @@ func killController(t *testing.T, r *env, rep int) (string, func() error) {
 	if err != nil || n == nil {
 		t.Fatalf("controller: id %d, %v", id, err)
 	}
+	begin(fmt.Sprintf("kill -9 controller node %d", n.ID))
 	n.Kill()
-	return fmt.Sprintf("kill -9 controller node %d", n.ID), func() error { return n.Start(restartLimit) }
+	return func() error { return n.Start(restartLimit) }
 }
 
-func pauseLeader(t *testing.T, r *env, rep int) (string, func() error) {
+func pauseLeader(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := leader(t, r, rep)
+	begin(fmt.Sprintf("SIGSTOP leader node %d", n.ID))
 	if err := n.Pause(); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("SIGSTOP leader node %d", n.ID), n.Resume
+	return n.Resume
 }
 
-func cutLeader(t *testing.T, r *env, rep int) (string, func() error) {
+func cutLeader(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := leader(t, r, rep)
+	begin(fmt.Sprintf("cut off leader node %d", n.ID))
 	if err := r.c.Net.Cut(n.Index); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("cut off leader node %d", n.ID), func() error { return r.c.Net.Heal(n.Index) }
+	return func() error { return r.c.Net.Heal(n.Index) }
 }
 
-func slowLeader(t *testing.T, r *env, rep int) (string, func() error) {
+func slowLeader(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := leader(t, r, rep)
+	begin(fmt.Sprintf("slow link on leader node %d", n.ID))
 	if err := r.c.Net.Slow(n.Index, "256kbit"); err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("slow link on leader node %d", n.ID), func() error { return r.c.Net.Unslow(n.Index) }
+	return func() error { return r.c.Net.Unslow(n.Index) }
 }
 
 // rollingRestart stops node rep with SIGTERM (a controlled shutdown, which must exit 0)
 // and starts it again; the fault is healed once it is ready.
-func rollingRestart(t *testing.T, r *env, rep int) (string, func() error) {
+func rollingRestart(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := r.c.Nodes[rep%len(r.c.Nodes)]
+	begin(fmt.Sprintf("SIGTERM node %d", n.ID))
 	err := n.Stop(30 * time.Second)
-	return fmt.Sprintf("SIGTERM node %d", n.ID), func() error {
+	return func() error {
 		if err != nil {
 			t.Errorf("controlled shutdown: %v", err)
 		}
@@ -212,16 +221,17 @@ func rollingRestart(t *testing.T, r *env, rep int) (string, func() error) {
 
 // fullDisk fills the tmpfs under one node's data dir; the heal frees the space and, if the
 // node gave up and exited, starts it again (and says so).
-func fullDisk(t *testing.T, r *env, rep int) (string, func() error) {
+func fullDisk(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	idx := 0
 	n := r.c.Nodes[idx]
+	begin(fmt.Sprintf("full disk on node %d", n.ID))
 	filler, err := FillDisk(r.dirs[idx])
 	if err != nil {
 		t.Fatalf("fill disk: %v", err)
 	}
 	free, _ := FreeBytes(r.dirs[idx])
 	t.Logf("node %d data dir full (%d bytes free)", n.ID, free)
-	return fmt.Sprintf("full disk on node %d", n.ID), func() error {
+	return func() error {
 		if err := os.Remove(filler); err != nil {
 			return err
 		}

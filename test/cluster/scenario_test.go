@@ -47,8 +47,9 @@ type scenario struct {
 	tmpfsNode  int  // index of the node whose data dir is a small tmpfs, or -1
 	reps       int  // repetitions (short form; the long form multiplies)
 	hold       time.Duration
-	// inject starts the fault in repetition rep and returns what heals it.
-	inject func(t *testing.T, r *env, rep int) (name string, heal func() error)
+	// inject starts the fault in repetition rep, calling begin with the fault's name just
+	// before it acts, and returns what heals it.
+	inject func(t *testing.T, r *env, rep int, begin func(name string)) (heal func() error)
 }
 
 // env is a scenario in progress.
@@ -149,9 +150,14 @@ func runScenario(t *testing.T, sc scenario) {
 	time.Sleep(time.Second) // load before the first fault
 
 	for rep := 0; rep < reps; rep++ {
-		name, heal := sc.inject(t, r, rep)
-		fault := h.BeginFault(name)
-		t.Logf("fault %d/%d: %s", rep+1, reps, name)
+		fault, name := -1, ""
+		heal := sc.inject(t, r, rep, func(n string) {
+			fault, name = h.BeginFault(n), n
+			t.Logf("fault %d/%d: %s", rep+1, reps, name)
+		})
+		if fault < 0 {
+			t.Fatalf("scenario %s injected no fault", sc.name)
+		}
 		time.Sleep(hold)
 		if err := heal(); err != nil {
 			t.Errorf("heal %s: %v", name, err)
