@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,7 +21,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	d := broker.DefaultConfig()
-	var fsync, voters, logLevel string
+	var fsync, voters, logLevel, pprofAddr string
 	var brokerConfigs []string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -64,6 +67,13 @@ func newServeCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
+			if pprofAddr != "" {
+				closeProfiler, err := serveProfiler(pprofAddr, d.Logger)
+				if err != nil {
+					return err
+				}
+				defer closeProfiler()
+			}
 			return b.Run(ctx)
 		},
 	}
@@ -81,5 +91,30 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&d.LogCheckInterval, "log-check-interval", d.LogCheckInterval, "how often retention and the log cleaner visit every partition (log.retention.check.interval.ms)")
 	f.Int64Var(&d.CleanerDedupeBufferSize, "cleaner-dedupe-buffer-size", d.CleanerDedupeBufferSize, "bytes of memory for the log cleaner's key map (log.cleaner.dedupe.buffer.size)")
 	f.Int64Var(&d.CleanerIOBytesPerSecond, "cleaner-io-bytes-per-second", d.CleanerIOBytesPerSecond, "log cleaner read+write budget in bytes per second; 0 for no limit")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
+}
+
+// serveProfiler serves net/http/pprof on its own listener, apart from the public HTTP API,
+// so profiling is never exposed by accident. The returned func closes it.
+func serveProfiler(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			log.Warn("profiler stopped", "err", err)
+		}
+	}()
+	log.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close(); <-done }, nil
 }

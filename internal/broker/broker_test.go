@@ -295,7 +295,7 @@ func TestFetchEncodingMatchesKmsg(t *testing.T) {
 			{name: "bb", partitions: []fetchPartition{{id: 7, highWatermark: 0, lastStable: 0}}},
 		}}
 		var buf writerBuffer
-		if err := body.WriteBody(&buf); err != nil {
+		if err := body.WriteBody(&buf, nil); err != nil {
 			t.Fatal(err)
 		}
 		if len(buf) != body.BodyLen() {

@@ -66,7 +66,7 @@ func (b *Broker) fetchWakeups(items []fetchItem) []<-chan struct{} {
 // readFetch reads every planned partition, within the per-partition and total limits.
 func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 	req := plan.req
-	body := &fetchBody{version: req.Version}
+	body := &fetchBody{version: req.Version, sent: b.metrics.fetchSent}
 	s := b.meta.State()
 	remaining := int64(req.MaxBytes)
 	if req.Version < 3 || remaining <= 0 {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -24,6 +23,8 @@ type fetchBody struct {
 
 	pieces []piece
 	length int
+
+	sent *fetchSendCounters // nil in tests that build bodies by hand
 }
 
 type fetchTopic struct {
@@ -155,42 +156,56 @@ func (f *fetchBody) BodyLen() int {
 	return f.length
 }
 
-// WriteBody implements kafka.BodyWriter: encoded bytes through a buffer, file ranges with
-// sendfile straight from the page cache when w is a TCP connection.
-func (f *fetchBody) WriteBody(w io.Writer) error {
+// WriteBody implements kafka.BodyWriter. The encoded runs between file ranges go out with
+// one writev each (together with head, the frame header and any answers queued before
+// this one), and file ranges with sendfile straight from the page cache when w is a TCP
+// connection: record bytes never enter user space.
+func (f *fetchBody) WriteBody(w io.Writer, head net.Buffers) error {
 	f.encode()
-	bw := bufio.NewWriterSize(w, 16<<10)
+	out := make(net.Buffers, 0, len(head)+len(f.pieces))
+	out = append(out, head...)
 	for _, p := range f.pieces {
 		if p.file == nil {
-			if _, err := bw.Write(p.b); err != nil {
-				return err
-			}
+			out = append(out, p.b)
 			continue
 		}
-		if err := bw.Flush(); err != nil {
-			return err
+		if len(out) > 0 {
+			if _, err := out.WriteTo(w); err != nil {
+				return err
+			}
+			out = out[:0:0]
 		}
-		if err := sendFile(w, *p.file); err != nil {
+		sent, copied, err := sendFile(w, *p.file)
+		if f.sent != nil {
+			f.sent.add(sent, copied)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return bw.Flush()
+	if len(out) > 0 {
+		_, err := out.WriteTo(w)
+		return err
+	}
+	return nil
 }
 
-// sendFile copies a file range to w. To a TCP connection it uses sendfile(2) with an
-// explicit offset, so concurrent fetches of one segment never share a file position.
-func sendFile(w io.Writer, r journal.FileRange) error {
+// sendFile copies a file range to w and says how many bytes went by sendfile and how many
+// were copied through user space. To a TCP connection it uses sendfile(2) with an explicit
+// offset, so concurrent fetches of one segment never share a file position; any other
+// writer (tests) gets a plain copy.
+func sendFile(w io.Writer, r journal.FileRange) (sent, copied int64, err error) {
 	tc, ok := w.(*net.TCPConn)
 	if !ok {
 		n, err := io.Copy(w, io.NewSectionReader(r.File, r.Pos, r.Len))
 		if err == nil && n != r.Len {
 			err = fmt.Errorf("segment shorter than expected: %d of %d bytes", n, r.Len)
 		}
-		return err
+		return 0, n, err
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	src := int(r.File.Fd())
 	off, remaining := r.Pos, r.Len
@@ -218,8 +233,9 @@ func sendFile(w io.Writer, r journal.FileRange) error {
 		}
 		return true
 	})
+	sent = r.Len - remaining
 	if err != nil {
-		return err
+		return sent, 0, err
 	}
-	return werr
+	return sent, 0, werr
 }

@@ -61,7 +61,7 @@ func FuzzHandle(f *testing.F) {
 			r.AppendTo(nil)
 		case kafka.BodyWriter:
 			var w writerBuffer
-			if err := r.WriteBody(&w); err != nil || len(w) != r.BodyLen() {
+			if err := r.WriteBody(&w, nil); err != nil || len(w) != r.BodyLen() {
 				t.Fatalf("body writer: %v, %d bytes of %d", err, len(w), r.BodyLen())
 			}
 		default:

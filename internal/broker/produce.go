@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -129,6 +130,11 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 	return res.LastOffset + 1, nil
 }
 
+// ReleasesFrame implements kafka.FrameReleaser: handleProduce appends the request's record
+// bytes to the journal before it returns, and its answer refers to none of them, so a
+// Produce request's buffer can take the connection's next request.
+func (b *Broker) ReleasesFrame(key int16) bool { return key == int16(kmsg.Produce) }
+
 type pendingProduce struct {
 	resp    *kmsg.ProduceResponse
 	waits   []pendingAppend
@@ -136,18 +142,29 @@ type pendingProduce struct {
 }
 
 // Wait blocks until every partition's append is committed or the request times out.
+// The partitions' group commits are started together, not one after another: a request
+// that touches six partitions waits for one round of overlapping fsyncs (which the
+// filesystem's journal can merge), not for six in a row.
 func (p pendingProduce) Wait(ctx context.Context) kafka.Response {
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	for _, w := range p.waits {
-		if err := w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err != nil && w.resp != nil {
-			w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
-			w.resp.BaseOffset = -1
-		}
+	if len(p.waits) == 1 {
+		p.waits[0].wait(ctx)
+		return p.resp
 	}
+	var wg sync.WaitGroup
+	for i := 1; i < len(p.waits); i++ {
+		wg.Add(1)
+		go func(w *pendingAppend) {
+			defer wg.Done()
+			w.wait(ctx)
+		}(&p.waits[i])
+	}
+	p.waits[0].wait(ctx)
+	wg.Wait()
 	return p.resp
 }
 
@@ -155,6 +172,14 @@ func (p pendingProduce) Wait(ctx context.Context) kafka.Response {
 // (KIP-951, Produce v10+), saving it a metadata round trip.
 func (b *Broker) fillCurrentLeader(rp *kmsg.ProduceResponseTopicPartition, meta cluster.Partition) {
 	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = meta.Leader, meta.LeaderEpoch
+}
+
+// wait waits for the append's commit and records a failure in its partition's answer.
+func (w *pendingAppend) wait(ctx context.Context) {
+	if err := w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err != nil && w.resp != nil {
+		w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
+		w.resp.BaseOffset = -1
+	}
 }
 
 // producerIDBlock is how many producer ids one metadata commit reserves.

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -71,6 +70,7 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 	}()
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
+	releaser, _ := c.s.handler.(FrameReleaser)
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
@@ -98,6 +98,9 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 			resp = c.apiVersionsFallback()
 		} else {
 			resp = c.s.handler.Handle(c.ctx, req)
+			if releaser != nil && releaser.ReleasesFrame(req.Key) {
+				putFrame(frame) // the next request, on any connection, may be read into it
+			}
 		}
 		select {
 		case queue <- queued{key: req.Key, version: req.Version, correlationID: req.CorrelationID, resp: resp, start: start}:
@@ -105,26 +108,6 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 			return c.ctx.Err()
 		}
 	}
-}
-
-// readFrame reads size bytes. Small frames get their buffer at once; large ones grow it
-// as bytes actually arrive, so a lying size prefix costs nothing.
-func readFrame(r io.Reader, size int) ([]byte, error) {
-	if size <= 1<<20 {
-		b := make([]byte, size)
-		_, err := io.ReadFull(r, b)
-		return b, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(1 << 20)
-	n, err := io.CopyN(&buf, r, int64(size))
-	if err != nil {
-		if n < int64(size) && errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // decodeRequest parses a frame. fallback reports an ApiVersions request of a version we
@@ -212,8 +195,7 @@ func (c *conn) writeLoop(queue <-chan queued) {
 			}
 		}
 	}()
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	var buf []byte
+	w := &responseWriter{nc: c.nc}
 	failed := false
 	for q := range queue {
 		if failed {
@@ -227,9 +209,7 @@ func (c *conn) writeLoop(queue <-chan queued) {
 			c.observe(q, 0)
 			continue
 		}
-		var err error
-		var n int
-		buf, n, err = c.writeResponse(bw, buf[:0], q, resp, len(queue) == 0)
+		n, err := c.writeResponse(w, q, resp, len(queue) == 0)
 		if err != nil {
 			failed = true
 			c.nc.Close()
@@ -238,7 +218,7 @@ func (c *conn) writeLoop(queue <-chan queued) {
 		c.observe(q, n)
 	}
 	if !failed {
-		bw.Flush()
+		w.flush()
 	}
 }
 
@@ -248,10 +228,11 @@ func (c *conn) observe(q queued, n int) {
 	}
 }
 
-// writeResponse frames one answer. Flushing is deferred while more answers are queued, so
-// pipelined responses share syscalls.
-func (c *conn) writeResponse(bw *bufio.Writer, buf []byte, q queued, resp Response, flush bool) ([]byte, int, error) {
+// writeResponse frames one answer. Writing is deferred while more answers are queued, so
+// pipelined responses go out together in one writev.
+func (c *conn) writeResponse(w *responseWriter, q queued, resp Response, flush bool) (int, error) {
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	buf := w.buffer()
 	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(q.correlationID))
 	flexible := false
@@ -268,9 +249,15 @@ func (c *conn) writeResponse(bw *bufio.Writer, buf []byte, q queued, resp Respon
 		probe.SetVersion(q.version)
 		flexible = probe.IsFlexible()
 	case closeSentinel:
-		return buf, 0, errors.New("handler asked to close the connection")
+		w.release(buf)
+		// The answers before this one are still owed to the client.
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("handler asked to close the connection")
 	default:
-		return buf, 0, fmt.Errorf("handler answered %T", resp)
+		w.release(buf)
+		return 0, fmt.Errorf("handler answered %T", resp)
 	}
 	// ApiVersions responses always use header v0, whatever the request's version.
 	if flexible && q.key != int16(kmsg.ApiVersions) {
@@ -280,23 +267,79 @@ func (c *conn) writeResponse(bw *bufio.Writer, buf []byte, q queued, resp Respon
 	case kmsg.Response:
 		buf = r.AppendTo(buf)
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		if _, err := bw.Write(buf); err != nil {
-			return buf, 0, err
-		}
+		w.queue(buf)
 		if flush {
-			return buf, len(buf), bw.Flush()
+			return len(buf), w.flush()
 		}
-		return buf, len(buf), nil
+		return len(buf), nil
 	case BodyWriter:
 		total := len(buf) + r.BodyLen()
 		binary.BigEndian.PutUint32(buf, uint32(total-4))
-		if _, err := bw.Write(buf); err != nil {
-			return buf, 0, err
-		}
-		if err := bw.Flush(); err != nil {
-			return buf, 0, err
-		}
-		return buf, total, r.WriteBody(c.nc)
+		w.queue(buf)
+		err := r.WriteBody(c.nc, w.pending)
+		w.written()
+		return total, err
 	}
-	return buf, 0, nil
+	return 0, nil
+}
+
+// Bounds on the encoding buffers a connection keeps for reuse.
+const (
+	maxSpareBuffers    = 16
+	maxSpareBufferSize = 1 << 20
+)
+
+// responseWriter gathers encoded answers and writes them with one writev (net.Buffers)
+// when the queue runs dry, then keeps their buffers for the next answers: in steady state
+// a connection encodes into the same few buffers and allocates nothing to answer.
+type responseWriter struct {
+	nc      net.Conn
+	pending net.Buffers // encoded answers not yet written, in order
+	owned   [][]byte    // the buffers behind pending, whole, to reuse once written
+	spare   [][]byte
+}
+
+// buffer returns an empty buffer to encode an answer into.
+func (w *responseWriter) buffer() []byte {
+	if n := len(w.spare); n > 0 {
+		b := w.spare[n-1]
+		w.spare = w.spare[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, 4<<10)
+}
+
+// release gives back a buffer that was not queued.
+func (w *responseWriter) release(b []byte) {
+	if cap(b) <= maxSpareBufferSize && len(w.spare) < maxSpareBuffers {
+		w.spare = append(w.spare, b)
+	}
+}
+
+// queue adds an encoded answer to be written in order.
+func (w *responseWriter) queue(b []byte) {
+	w.pending = append(w.pending, b)
+	w.owned = append(w.owned, b)
+}
+
+// flush writes every queued answer in one writev.
+func (w *responseWriter) flush() error {
+	if len(w.pending) == 0 {
+		return nil
+	}
+	bufs := w.pending // WriteTo consumes the slice it is called on
+	_, err := bufs.WriteTo(w.nc)
+	w.written()
+	return err
+}
+
+// written forgets the queued answers, which are on the wire, and keeps their buffers.
+func (w *responseWriter) written() {
+	for _, b := range w.owned {
+		w.release(b)
+	}
+	clear(w.owned)
+	w.owned = w.owned[:0]
+	clear(w.pending)
+	w.pending = w.pending[:0]
 }

@@ -37,9 +37,10 @@ type Response any
 // BodyWriter is a response body the handler encodes itself, for zero-copy fetch.
 type BodyWriter interface {
 	BodyLen() int
-	// WriteBody writes exactly BodyLen bytes. w is the *net.TCPConn where possible, so file
-	// sections can go out with sendfile.
-	WriteBody(w io.Writer) error
+	// WriteBody writes head (answers queued before this one and this answer's header) and
+	// then exactly BodyLen bytes. w is the *net.TCPConn where possible, so file sections can
+	// go out with sendfile; head lets the first encoded bytes share one writev with it.
+	WriteBody(w io.Writer, head net.Buffers) error
 }
 
 // CloseConnection is an answer that closes the connection once the answers before it are
@@ -52,6 +53,13 @@ type closeSentinel struct{}
 // handling the connection's next requests and waits for it when its turn to be written comes.
 type Pending interface {
 	Wait(ctx context.Context) Response
+}
+
+// FrameReleaser is implemented by a Handler that keeps no reference into some requests'
+// bytes once Handle has returned (Produce: the records are written by then), so the
+// connection may read its next request into the same buffer.
+type FrameReleaser interface {
+	ReleasesFrame(key int16) bool
 }
 
 // Handler answers requests. It is called sequentially per connection, in request order, so

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Runs issue 7's standard workloads against a fresh single-node Strand (--fsync=always) on
+# loopback, measures this machine's references in the same run (sequential write bandwidth
+# with fsync; loopback TCP bandwidth), and prints every Strand figure as a ratio to its
+# reference.
+#
+#   bash bench/run.sh                    # full run, a few minutes
+#   BENCH_SCALE=small bash bench/run.sh  # quick run, under a minute
+#
+# Environment: BENCH_SCALE (small|full), BENCH_SECONDS (per produce workload),
+# BENCH_PRODUCERS (producer clients, default 2), BENCH_OUT (a directory that keeps the JSON
+# results and the broker log; default: a temporary directory removed at exit),
+# BENCH_PROFILE=1 (with BENCH_OUT: a CPU profile of the broker during each workload,
+# NAME.cpu.prof, read with `go tool pprof -top bin/strand NAME.cpu.prof`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+
+scale=${BENCH_SCALE:-full}
+case $scale in
+  small) secs=${BENCH_SECONDS:-3}; warm=1; fio_size=256M; iperf_secs=2 ;;
+  full) secs=${BENCH_SECONDS:-15}; warm=3; fio_size=2G; iperf_secs=5 ;;
+  *) echo "BENCH_SCALE=$scale: want small or full" >&2; exit 2 ;;
+esac
+producers=${BENCH_PRODUCERS:-2}
+
+work=$(mktemp -d /tmp/strand-bench.XXXXXX)
+out=${BENCH_OUT:-$work/results}
+mkdir -p "$out"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# free_port asks the kernel for a port nobody uses.
+free_port() {
+  if command -v python3 >/dev/null; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    return
+  fi
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+}
+
+# field FILE KEY prints the first numeric value of "KEY" in a JSON result.
+field() { grep -m1 -o "\"$2\": [-0-9.e+]*" "$1" | awk '{print $2}'; }
+
+say "build"
+go build -o bin/strand ./cmd/strand
+
+# --- references, measured now, on this machine ---------------------------------------
+say "reference: sequential write bandwidth with fsync"
+disk_dir=$work/disk
+mkdir -p "$disk_dir"
+if command -v fio >/dev/null; then
+  # 1 MiB writes, each followed by fdatasync: what a group commit of 1 MiB batches costs.
+  fio --name=seqwrite-fsync --directory="$disk_dir" --rw=write --bs=1M --size="$fio_size" \
+    --ioengine=psync --fdatasync=1 --end_fsync=1 --output-format=json >"$out/fio.json"
+  # The write section's bw_bytes (the read section, first in the file, is all zeros).
+  disk_bps=$(awk '/"write" *: *\{/ {w = 1} w && /"bw_bytes"/ {gsub(/[^0-9]/, "", $3); print $3; exit}' "$out/fio.json")
+  disk_how="fio: 1 MiB sequential writes, fdatasync after each"
+else
+  echo "fio not installed (apt-get install fio); using dd with oflag=dsync instead" >&2
+  count=${fio_size%[MG]}; [[ $fio_size == *G ]] && count=$((count * 1024))
+  line=$(dd if=/dev/zero of="$disk_dir/dd" bs=1M count="$count" oflag=dsync 2>&1 | tail -1)
+  bytes=$(awk '{print $1}' <<<"$line"); seconds=$(awk -F', ' '{print $(NF-1)}' <<<"$line" | awk '{print $1}')
+  disk_bps=$(awk -v b="$bytes" -v s="$seconds" 'BEGIN{printf "%.0f", b/s}')
+  disk_how="dd: 1 MiB sequential writes, oflag=dsync (each write synced)"
+fi
+rm -rf "$disk_dir"
+echo "$disk_how: $(awk -v b="$disk_bps" 'BEGIN{printf "%.1f MB/s", b/1e6}')" >&2
+
+say "reference: loopback TCP bandwidth"
+if ! command -v iperf3 >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing iperf3" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null 2>&1; } || true
+fi
+if command -v iperf3 >/dev/null; then
+  port=$(free_port)
+  iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -J >"$out/iperf3.json" 2>/dev/null && break; sleep 0.1; done
+  loop_bps=$(jq -r '.end.sum_received.bits_per_second' "$out/iperf3.json" 2>/dev/null ||
+    grep -A8 '"sum_received"' "$out/iperf3.json" | grep -m1 -o '"bits_per_second":[[:space:]]*[0-9.e+]*' | awk -F: '{print $2}')
+  loop_bps=$(awk -v b="$loop_bps" 'BEGIN{printf "%.0f", b/8}')
+  loop_how="iperf3: one TCP stream over 127.0.0.1 for ${iperf_secs}s"
+else
+  echo "iperf3 not installed and cannot be installed here; using Go's loopback benchmark (BenchmarkLoopbackReference)" >&2
+  line=$(go test -run '^$' -bench '^BenchmarkLoopbackReference$' -benchtime "${iperf_secs}s" ./internal/broker | grep '^BenchmarkLoopback')
+  mbps=$(grep -o '[0-9.]* MB/s' <<<"$line" | awk '{print $1}')
+  loop_bps=$(awk -v m="$mbps" 'BEGIN{printf "%.0f", m*1e6}')
+  loop_how="go test BenchmarkLoopbackReference: 1 MiB writes over one 127.0.0.1 connection"
+fi
+echo "$loop_how: $(awk -v b="$loop_bps" 'BEGIN{printf "%.1f MB/s", b/1e6}')" >&2
+
+# --- a fresh single node ---------------------------------------------------------------
+say "start strand serve --fsync=always"
+kport=$(free_port); hport=$(free_port)
+profile=()
+if [ -n "${BENCH_PROFILE:-}" ]; then pport=$(free_port); profile=(--pprof-addr "127.0.0.1:$pport"); fi
+bin/strand serve --fsync=always --data-dir "$work/data" --kafka-addr "127.0.0.1:$kport" \
+  --http-addr "127.0.0.1:$hport" --log-level warn "${profile[@]}" >"$out/strand.log" 2>&1 &
+pids+=($!)
+for i in $(seq 300); do
+  curl -sf "http://127.0.0.1:$hport/readyz" >/dev/null && break
+  if ! kill -0 "${pids[-1]}" 2>/dev/null; then cat "$out/strand.log" >&2; echo "strand exited" >&2; exit 1; fi
+  [ "$i" = 300 ] && { echo "strand not ready after 30s" >&2; exit 1; }
+  sleep 0.1
+done
+export STRAND_BROKERS=127.0.0.1:$kport
+
+bench() { # bench NAME ARGS...: runs one workload, keeps its JSON in $out/NAME.json
+  local name=$1; shift
+  say "$name: strand bench $*"
+  local prof=""
+  if [ -n "${BENCH_PROFILE:-}" ]; then
+    curl -sf -o "$out/$name.cpu.prof" "http://127.0.0.1:$pport/debug/pprof/profile?seconds=$((secs > 2 ? secs - 1 : 1))" &
+    prof=$!
+  fi
+  bin/strand bench "$@" --format json >"$out/$name.json"
+  if [ -n "$prof" ]; then wait "$prof" || echo "no profile for $name" >&2; fi
+}
+
+# warmup TOPIC PARTITIONS SIZE: an unmeasured run first, so that each workload measures the
+# steady state: a partition's first append at a leader epoch writes and fsyncs its epoch
+# checkpoint, which costs seconds over 1000 new partitions.
+warmup() {
+  say "warm-up: ${warm}s on $1, not measured"
+  bin/strand bench produce --topic "$1" --partitions "$2" --record-size "$3" --acks all \
+    --duration "${warm}s" --producers "$producers" --quiet --format json >/dev/null
+}
+
+warmup p1k 6 1024
+bench produce-1k produce --topic p1k --partitions 6 --record-size 1024 --acks all \
+  --duration "${secs}s" --producers "$producers"
+warmup p100 6 100
+bench produce-100 produce --topic p100 --partitions 6 --record-size 100 --acks all \
+  --duration "${secs}s" --producers "$producers"
+produced=$(field "$out/produce-1k.json" acked)
+bench consume-1k consume --topic p1k --records "$produced" --consumers 1   # from the start: warm-up records too
+# e2e only needs its partitions touched once; a full-speed warm-up would leave writeback
+# running under the latency measurement.
+bin/strand bench produce --topic e2e --partitions 6 --record-size 1024 --records 6000 --quiet --format json >/dev/null
+half=$(awk -v r="$(field "$out/produce-1k.json" records_per_sec)" 'BEGIN{printf "%.0f", r/2}')
+bench e2e-1k e2e --topic e2e --partitions 6 --record-size 1024 --acks all --rate "$half" \
+  --duration "${secs}s" --producers 1 --consumers 1 --linger 0s
+warmup p1k-1000 1000 1024
+bench produce-1k-1000p produce --topic p1k-1000 --partitions 1000 --record-size 1024 --acks all \
+  --duration "${secs}s" --producers "$producers"
+
+# --- the table ---------------------------------------------------------------------------
+p1k=$(field "$out/produce-1k.json" bytes_per_sec)
+p100=$(field "$out/produce-100.json" records_per_sec)
+c1k=$(field "$out/consume-1k.json" bytes_per_sec)
+e2e99=$(field "$out/e2e-1k.json" p99_ms)
+e2erate=$(field "$out/e2e-1k.json" records_per_sec)
+p1000=$(field "$out/produce-1k-1000p.json" bytes_per_sec)
+
+row() { # workload figure reference ratio goal met
+  printf '%-44s %-22s %-26s %-8s %-10s %s\n' "$@"
+}
+mb() { awk -v b="$1" 'BEGIN{printf "%.1f MB/s", b/1e6}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+met() { awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN{ ok = (op == ">=") ? v >= g : v <= g; print ok ? "yes" : "NO" }'; }
+
+echo
+echo "Strand bench ($scale scale: ${secs}s per workload after a ${warm}s warm-up, $producers producers; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "disk reference:     $disk_how"
+echo "loopback reference: $loop_how"
+echo
+row "workload" "figure" "reference" "ratio" "goal" "met?"
+r=$(ratio "$p1k" "$disk_bps")
+row "produce 1 KiB, 6 partitions, acks=all" "$(mb "$p1k")" "disk+fsync $(mb "$disk_bps")" "$r" ">= 0.6" "$(met "$r" ">=" 0.6)"
+row "produce 100 B, 6 partitions, acks=all" "$(printf '%.0f records/s' "$p100")" "-" "-" ">= 500000" "$(met "$p100" ">=" 500000)"
+r=$(ratio "$c1k" "$loop_bps")
+row "consume 1 KiB from page cache" "$(mb "$c1k")" "loopback TCP $(mb "$loop_bps")" "$r" ">= 0.4" "$(met "$r" ">=" 0.4)"
+row "e2e 1 KiB at half the max produce rate" "p99 $(printf '%.2f' "$e2e99") ms" "$(printf '%.0f records/s offered' "$half")" "-" "<= 5 ms" "$(met "$e2e99" "<=" 5)"
+r=$(ratio "$p1000" "$p1k")
+row "produce 1 KiB, 1000 partitions" "$(mb "$p1000")" "6 partitions $(mb "$p1k")" "$r" ">= 0.7" "$(met "$r" ">=" 0.7)"
+echo
+printf 'e2e: %.0f records/s consumed; latency p50 %s  p95 %s  p99 %s  p99.9 %s  max %s ms\n' "$e2erate" \
+  "$(field "$out/e2e-1k.json" p50_ms)" "$(field "$out/e2e-1k.json" p95_ms)" "$e2e99" \
+  "$(field "$out/e2e-1k.json" p99_9_ms)" "$(field "$out/e2e-1k.json" max_ms)"
+for f in produce-1k produce-100 produce-1k-1000p; do
+  printf '%s: ack latency p50 %s  p99 %s  p99.9 %s ms\n' "$f" "$(field "$out/$f.json" p50_ms)" \
+    "$(field "$out/$f.json" p99_ms)" "$(field "$out/$f.json" p99_9_ms)"
+done
+[ -n "${BENCH_OUT:-}" ] && echo "JSON results and the broker log are in $out"
+exit 0

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strand-data/strand/internal/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a Kafka-compatible cluster: produce, consume, or end to end",
+		Long: `Run a standard workload against Strand or any Kafka-compatible cluster and report
+records/s, MB/s and latency percentiles (HDR histogram). Progress goes to standard error
+every second; the result goes to standard output (--format json for programs).
+
+  produce  latency is from when a record was due to be sent to its acknowledgement
+  consume  reads the topic from the beginning (it must hold --records records)
+  e2e      produces and consumes at once; latency is from the record's send timestamp to
+           the moment a consumer sees it`,
+	}
+	for _, mode := range []bench.Mode{bench.Produce, bench.Consume, bench.E2E} {
+		cmd.AddCommand(newBenchModeCmd(mode))
+	}
+	return cmd
+}
+
+func newBenchModeCmd(mode bench.Mode) *cobra.Command {
+	cfg := bench.DefaultConfig()
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   string(mode),
+		Short: fmt.Sprintf("Run the %s workload", mode),
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
+			brokers, _ := cmd.Flags().GetString("brokers")
+			cfg.Brokers = cfg.Brokers[:0]
+			for _, b := range strings.Split(brokers, ",") {
+				if b = strings.TrimSpace(b); b != "" {
+					cfg.Brokers = append(cfg.Brokers, b)
+				}
+			}
+			// --duration alone bounds the run by time only.
+			if cmd.Flags().Changed("duration") && !cmd.Flags().Changed("records") {
+				cfg.Records = 0
+			}
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			res, err := bench.Run(cmd.Context(), mode, cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = res.WriteJSON(cmd.OutOrStdout())
+			} else {
+				err = res.WriteTable(cmd.OutOrStdout())
+			}
+			if err == nil && res.Errors > 0 {
+				err = fmt.Errorf("%d records failed, first: %s", res.Errors, res.FirstError)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Topic, "topic", cfg.Topic, "topic to use (created if missing)")
+	f.Int32Var(&cfg.Partitions, "partitions", cfg.Partitions, "partitions when the topic is created")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", cfg.ReplicationFactor, "replication factor when the topic is created")
+	f.Int64Var(&cfg.Records, "records", cfg.Records, "records to produce (consume: to read)")
+	f.DurationVar(&cfg.Duration, "duration", 0, "run for this long (alone, it replaces --records)")
+	f.BoolVar(&quiet, "quiet", false, "no progress lines")
+	if mode != bench.Consume {
+		f.IntVar(&cfg.RecordSize, "record-size", cfg.RecordSize, "value bytes per record")
+		f.IntVar(&cfg.Producers, "producers", cfg.Producers, "producer clients")
+		f.StringVar(&cfg.Acks, "acks", cfg.Acks, "all, 1 or 0")
+		f.StringVar(&cfg.Compression, "compression", cfg.Compression, "none, gzip, snappy, lz4 or zstd")
+		f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long a partition's batch waits for more records")
+		f.Int32Var(&cfg.BatchBytes, "batch-bytes", cfg.BatchBytes, "largest record batch")
+		f.Float64Var(&cfg.Rate, "rate", 0, "offered load in records/s across producers (0: as fast as possible)")
+	}
+	if mode != bench.Produce {
+		f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients (partitions are split between them)")
+	}
+	return cmd
+}
