@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -70,9 +71,29 @@ func binary(t testing.TB) string {
 	return harness.Binary(t)
 }
 
-// freeAddr asks the kernel for a free loopback port.
+// freeAddr picks a free loopback port below the kernel's ephemeral range, so that while
+// a node is down no outgoing connection (another node dialing, a client) can be given its
+// port as a source port and keep it from binding again on restart.
 func freeAddr(t testing.TB) string {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low > 12000 {
+		for range 100 {
+			port := 10000 + mathrand.IntN(low-10000)
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				ln.Close()
+				return ln.Addr().String()
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
