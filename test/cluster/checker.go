@@ -212,6 +212,25 @@ func SharedProducerIDs(h *History) []Anomaly {
 	return out
 }
 
+// AckedBelowMinISR are writes begun during a fault that left fewer replicas up than
+// min.insync.replicas and acknowledged before healing began: acks=all must refuse them
+// (NOT_ENOUGH_REPLICAS) or hold them, never acknowledge them.
+func AckedBelowMinISR(h *History) []Anomaly {
+	var out []Anomaly
+	for _, f := range h.Faults {
+		if !f.BelowMinISR {
+			continue
+		}
+		for _, p := range h.Produces {
+			if p.Acked() && !p.Start.Before(f.At) && p.End.Before(f.HealStart) {
+				out = append(out, Anomaly{p.Partition, p.Offset, fmt.Sprintf("%s acknowledged at %s during %s", p.Value(), p.End.Format("15:04:05.000"), f.Name)})
+			}
+		}
+	}
+	sortAnomalies(out)
+	return out
+}
+
 // IncompleteFinal names partitions whose final read stopped short of the end offset it
 // was meant to reach; the other checks are only meaningful when this is empty.
 func IncompleteFinal(h *History) []Anomaly {
@@ -309,6 +328,7 @@ type Report struct {
 	Incomplete     []Anomaly
 	SharedIDs      []Anomaly
 	DoubleAcks     []Anomaly
+	BelowMinISR    []Anomaly
 	Outages        []Outage
 	ReadsDuringRun int
 }
@@ -331,6 +351,7 @@ func Check(scenario string, h *History) Report {
 	r.Incomplete = IncompleteFinal(h)
 	r.SharedIDs = SharedProducerIDs(h)
 	r.DoubleAcks = DoubleAcks(h)
+	r.BelowMinISR = AckedBelowMinISR(h)
 	r.Outages = Unavailability(h)
 	return r
 }
@@ -355,6 +376,7 @@ func (r Report) Problems() []string {
 	add("records out of order", r.OutOfOrder)
 	add("offsets reused for different records", r.Reused)
 	add("positions acknowledged for two different records", r.DoubleAcks)
+	add("writes acknowledged with fewer replicas up than min.insync.replicas", r.BelowMinISR)
 	add("stale reads (values that later disappeared or changed)", r.Stale)
 	for _, o := range r.Outages {
 		if !o.Recovered {

@@ -102,6 +102,12 @@ func TestCheckCatches(t *testing.T) {
 		{"two producers share a producer id", func(h *History) {
 			h.ProducerIDs = append(h.ProducerIDs, ProducerID{Producer: 1, ID: 7})
 		}, SharedProducerIDs, "producer id 7 given to p0 and p1"},
+		{"acknowledged below min.insync.replicas", func(h *History) {
+			h.Faults[0].BelowMinISR, h.Faults[0].HealStart = true, at(1300)
+			h.Produces = append(h.Produces, ack(1, 7, 1, 2, 1001, 1200))
+			h.Final = append(h.Final, rd(1, 2, 1, 7))
+			h.FinalEnds[1] = 3
+		}, AckedBelowMinISR, "p1-s7 acknowledged at"},
 		{"final read stopped early", func(h *History) {
 			h.FinalEnds[1] = 7
 		}, IncompleteFinal, "reached 2 of end 7"},

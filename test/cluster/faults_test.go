@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -60,6 +61,16 @@ func TestKillFollower(t *testing.T) { runScenario(t, base("kill -9 follower", 3,
 func TestKillController(t *testing.T) {
 	runScenario(t, base("kill -9 controller", 3, killController))
 }
+
+// TestKillTwo kills a partition's leader and one of its followers at once: with RF 3 and
+// min.insync.replicas 2 no write may be acknowledged until one of them is back, and none
+// acknowledged before may be lost.
+func TestKillTwo(t *testing.T) {
+	sc := base("kill -9 two of three", 3, killTwo)
+	sc.belowMinISR = true
+	runScenario(t, sc)
+}
+
 func TestPauseLeader(t *testing.T) { runScenario(t, base("SIGSTOP leader", 3, pauseLeader)) }
 
 func TestCutLeader(t *testing.T) {
@@ -163,6 +174,21 @@ func killFollower(t *testing.T, r *env, rep int, begin func(string)) func() erro
 	begin(fmt.Sprintf("kill -9 follower node %d", n.ID))
 	n.Kill()
 	return func() error { return n.Start(restartLimit) }
+}
+
+func killTwo(t *testing.T, r *env, rep int, begin func(string)) func() error {
+	a := leader(t, r, rep)
+	var b *Node
+	for _, n := range r.c.Nodes {
+		if n != a && n.Running() {
+			b = n
+			break
+		}
+	}
+	a.Kill()
+	b.Kill()
+	begin(fmt.Sprintf("kill -9 nodes %d and %d", a.ID, b.ID)) // after both: the window where no ack is allowed
+	return func() error { return errors.Join(a.Start(restartLimit), b.Start(restartLimit)) }
 }
 
 func killController(t *testing.T, r *env, rep int, begin func(string)) func() error {

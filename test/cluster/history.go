@@ -54,11 +54,15 @@ type Read struct {
 	At        time.Time
 }
 
-// Fault is one injected fault: when it began and when it was healed.
+// Fault is one injected fault: when it began, when healing began and when it was healed.
+// BelowMinISR says that while it lasted fewer replicas than min.insync.replicas were up,
+// so no write may be acknowledged between At and HealStart.
 type Fault struct {
-	Name   string
-	At     time.Time
-	Healed time.Time
+	Name        string
+	At          time.Time
+	HealStart   time.Time
+	Healed      time.Time
+	BelowMinISR bool
 }
 
 // History is everything a scenario did and saw. Reads are what consumers saw while the
@@ -97,6 +101,20 @@ func (h *History) BeginFault(name string) int {
 	defer h.mu.Unlock()
 	h.Faults = append(h.Faults, Fault{Name: name, At: time.Now()})
 	return len(h.Faults) - 1
+}
+
+// HealStarting records that healing fault i begins now.
+func (h *History) HealStarting(i int) {
+	h.mu.Lock()
+	h.Faults[i].HealStart = time.Now()
+	h.mu.Unlock()
+}
+
+// MarkBelowMinISR records that fault i leaves fewer replicas up than min.insync.replicas.
+func (h *History) MarkBelowMinISR(i int) {
+	h.mu.Lock()
+	h.Faults[i].BelowMinISR = true
+	h.mu.Unlock()
 }
 
 // HealFault records that fault i was healed now.

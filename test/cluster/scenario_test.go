@@ -38,15 +38,16 @@ func TestMain(m *testing.M) {
 
 // scenario is one fault, injected reps times into a running workload.
 type scenario struct {
-	name       string
-	nodes      int
-	rf         int16
-	minISR     int
-	partitions int32
-	netns      bool // needs network namespaces
-	tmpfsNode  int  // index of the node whose data dir is a small tmpfs, or -1
-	reps       int  // repetitions (short form; the long form multiplies)
-	hold       time.Duration
+	name        string
+	nodes       int
+	rf          int16
+	minISR      int
+	partitions  int32
+	netns       bool // needs network namespaces
+	tmpfsNode   int  // index of the node whose data dir is a small tmpfs, or -1
+	reps        int  // repetitions (short form; the long form multiplies)
+	hold        time.Duration
+	belowMinISR bool // the fault leaves fewer than min.insync.replicas up: no write may be acknowledged
 	// inject starts the fault in repetition rep, calling begin with the fault's name just
 	// before it acts, and returns what heals it.
 	inject func(t *testing.T, r *env, rep int, begin func(name string)) (heal func() error)
@@ -153,12 +154,16 @@ func runScenario(t *testing.T, sc scenario) {
 		fault, name := -1, ""
 		heal := sc.inject(t, r, rep, func(n string) {
 			fault, name = h.BeginFault(n), n
+			if sc.belowMinISR {
+				h.MarkBelowMinISR(fault)
+			}
 			t.Logf("fault %d/%d: %s", rep+1, reps, name)
 		})
 		if fault < 0 {
 			t.Fatalf("scenario %s injected no fault", sc.name)
 		}
 		time.Sleep(hold)
+		h.HealStarting(fault)
 		if err := heal(); err != nil {
 			t.Errorf("heal %s: %v", name, err)
 		}
