@@ -329,6 +329,7 @@ type Report struct {
 	SharedIDs      []Anomaly
 	DoubleAcks     []Anomaly
 	BelowMinISR    []Anomaly
+	Divergent      []Anomaly
 	Outages        []Outage
 	ReadsDuringRun int
 }
@@ -352,6 +353,7 @@ func Check(scenario string, h *History) Report {
 	r.SharedIDs = SharedProducerIDs(h)
 	r.DoubleAcks = DoubleAcks(h)
 	r.BelowMinISR = AckedBelowMinISR(h)
+	r.Divergent = h.Divergence
 	r.Outages = Unavailability(h)
 	return r
 }
@@ -377,6 +379,7 @@ func (r Report) Problems() []string {
 	add("offsets reused for different records", r.Reused)
 	add("positions acknowledged for two different records", r.DoubleAcks)
 	add("writes acknowledged with fewer replicas up than min.insync.replicas", r.BelowMinISR)
+	add("partitions whose replicas hold different batches below the high watermark", r.Divergent)
 	add("stale reads (values that later disappeared or changed)", r.Stale)
 	for _, o := range r.Outages {
 		if !o.Recovered {
@@ -410,12 +413,12 @@ func (r Report) OutageStats() (median, max float64) {
 // Row is the report as one line of the summary table.
 func (r Report) Row() string {
 	med, mx := r.OutageStats()
-	return fmt.Sprintf("%-28s | %7d | %4d | %4d | %5d | %5d | %5d | %6.2fs / %6.2fs",
-		r.Scenario, r.Acked, len(r.Lost), len(r.Duplicates), len(r.OutOfOrder), len(r.Reused), len(r.Stale), med, mx)
+	return fmt.Sprintf("%-28s | %7d | %4d | %4d | %5d | %5d | %5d | %4d | %6.2fs / %6.2fs",
+		r.Scenario, r.Acked, len(r.Lost), len(r.Duplicates), len(r.OutOfOrder), len(r.Reused), len(r.Stale), len(r.Divergent), med, mx)
 }
 
 // TableHeader heads the rows of Row.
-const TableHeader = "scenario                     |   acked | lost | dups | order | reuse | stale | unavail median / max"
+const TableHeader = "scenario                     |   acked | lost | dups | order | reuse | stale | div. | unavail median / max"
 
 func sortAnomalies(as []Anomaly) {
 	slices.SortFunc(as, func(a, b Anomaly) int {

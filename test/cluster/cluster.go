@@ -62,9 +62,9 @@ type Node struct {
 	paused bool
 }
 
-// binary is the strand binary under test: $STRAND_FAULTS_BIN if set (a build made
+// strandBinary is the strand binary under test: $STRAND_FAULTS_BIN if set (a build made
 // elsewhere, e.g. of a branch not yet merged), else ./cmd/strand built once.
-func binary(t testing.TB) string {
+func strandBinary(t testing.TB) string {
 	if bin := os.Getenv("STRAND_FAULTS_BIN"); bin != "" {
 		return bin
 	}
@@ -127,7 +127,7 @@ func Launch(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 60 * time.Second
 	}
-	binary(t)
+	strandBinary(t)
 	c := &Cluster{t: t, opts: opts}
 	if opts.Netns {
 		c.Net = NewNetwork(t, opts.Nodes)
@@ -199,7 +199,7 @@ func (n *Node) spawn() error {
 	for _, kv := range n.c.opts.BrokerConfigs {
 		args = append(args, "--broker-config", kv)
 	}
-	bin := binary(n.c.t)
+	bin := strandBinary(n.c.t)
 	var cmd *exec.Cmd
 	if n.ns != "" {
 		// ip netns exec enters the namespace and execs strand in place: the pid is strand's.

@@ -78,7 +78,10 @@ type History struct {
 	Views     []View // each node's view of partition leadership, as it changed
 	// ProducerIDs are samples of the producer id each producer held.
 	ProducerIDs []ProducerID
-	End         time.Time // when the workload stopped starting writes
+	// Divergence is where replicas' logs on disk held different batches below the end
+	// offsets of the final read (see Divergence), found after it.
+	Divergence []Anomaly
+	End        time.Time // when the workload stopped starting writes
 }
 
 // AddProduce records a produce outcome; safe for concurrent use.

@@ -26,7 +26,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if len(summary) > 0 {
-		fmt.Printf("\nfault scenarios (acked = acknowledged writes; lost, dups, order, reuse, stale must be 0)\n%s\n%s\n",
+		fmt.Printf("\nfault scenarios (acked = acknowledged writes; lost, dups, order, reuse, stale, div(ergent replicas) must be 0)\n%s\n%s\n",
 			TableHeader, strings.Repeat("-", len(TableHeader)))
 		for _, row := range summary {
 			fmt.Println(row)
@@ -184,6 +184,19 @@ func runScenario(t *testing.T, sc scenario) {
 	views.stop()
 	if err := r.w.FinalRead(t, 60*time.Second); err != nil {
 		t.Errorf("final read: %v", err)
+	}
+	dirs := map[int32]string{}
+	for _, n := range r.c.Nodes {
+		dirs[n.ID] = n.DataDir
+	}
+	if div, compared, err := Divergence(dirs, r.topic, h.FinalEnds); err != nil {
+		t.Errorf("reading replicas' logs: %v", err)
+	} else {
+		h.Divergence = div
+		t.Logf("replicas' logs on disk: %d batches compared across replicas, %d divergent", compared, len(div))
+		if sc.rf > 1 && compared == 0 {
+			t.Errorf("the replica comparison found no batches to compare under %v", dirs)
+		}
 	}
 	rep := Check(sc.name, h)
 	if dir := os.Getenv("STRAND_FAULTS_OUT"); dir != "" {
