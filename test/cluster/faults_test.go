@@ -73,6 +73,10 @@ func TestKillTwo(t *testing.T) {
 
 func TestPauseLeader(t *testing.T) { runScenario(t, base("SIGSTOP leader", 3, pauseLeader)) }
 
+func TestPauseController(t *testing.T) {
+	runScenario(t, base("SIGSTOP controller", 3, pauseController))
+}
+
 func TestCutLeader(t *testing.T) {
 	sc := base("cut off leader", 3, cutLeader)
 	sc.netns = true
@@ -207,6 +211,21 @@ func killController(t *testing.T, r *env, rep int, begin func(string)) func() er
 func pauseLeader(t *testing.T, r *env, rep int, begin func(string)) func() error {
 	n := leader(t, r, rep)
 	begin(fmt.Sprintf("SIGSTOP leader node %d", n.ID))
+	if err := n.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	return n.Resume
+}
+
+func pauseController(t *testing.T, r *env, rep int, begin func(string)) func() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := r.c.Controller(ctx)
+	n := r.c.Node(id)
+	if err != nil || n == nil {
+		t.Fatalf("controller: id %d, %v", id, err)
+	}
+	begin(fmt.Sprintf("SIGSTOP controller node %d", n.ID))
 	if err := n.Pause(); err != nil {
 		t.Fatal(err)
 	}
