@@ -264,7 +264,8 @@ type Outage struct {
 // before the fault do not count, since the cluster may have accepted them before it broke;
 // a gap in the middle counts as much as the first, since a fault such as a full disk lets a
 // few writes through before it bites. A partition with a write begun after its last
-// acknowledgement that was never acknowledged has not recovered.
+// acknowledgement that was never acknowledged has not recovered. Only acknowledgements
+// before the next fault count, so one fault's outage is not charged to the one before.
 func Unavailability(h *History) []Outage {
 	var out []Outage
 	for i, f := range h.Faults {
@@ -289,13 +290,13 @@ func Unavailability(h *History) []Outage {
 			slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
 			prev := f.At
 			for _, e := range ends {
+				if !e.Before(end) {
+					break // the next fault's, or after the workload stopped
+				}
 				if d := e.Sub(prev); d > o.Duration {
 					o.Duration = d
 				}
 				prev = e
-				if !e.Before(end) {
-					break
-				}
 			}
 			for _, p := range h.Produces {
 				if p.Partition == partition && !p.Acked() && !p.Start.Before(prev) && p.Start.Before(end) {

@@ -167,6 +167,16 @@ func TestUnavailability(t *testing.T) {
 		t.Fatalf("outage %+v, want 1.1s (from 1.4s to 2.5s on partition 0)", o[0])
 	}
 
+	// A write begun before the next fault and held up by it is the next fault's outage.
+	h = clean()
+	h.Faults = append(h.Faults, Fault{Name: "kill again", At: at(2000), Healed: at(2100)})
+	h.Produces = append(h.Produces, ack(0, 3, 0, 3, 1990, 2800), ack(0, 4, 0, 4, 2010, 2810), ack(1, 3, 1, 2, 2020, 2300))
+	h.Final = append(h.Final, rd(0, 3, 0, 3), rd(0, 4, 0, 4), rd(1, 2, 1, 3))
+	h.FinalEnds[0], h.FinalEnds[1] = 5, 3
+	if o := Unavailability(h); o[0].Duration != 900*time.Millisecond || o[1].Duration != 810*time.Millisecond {
+		t.Fatalf("outages %+v, want 900ms for the first fault and 810ms for the second", o)
+	}
+
 	r := Report{Outages: []Outage{{Duration: 3 * time.Second}, {Duration: time.Second}, {Duration: 2 * time.Second}, {Duration: 10 * time.Second}}}
 	if med, mx := r.OutageStats(); med != 2.5 || mx != 10 {
 		t.Fatalf("median %v max %v, want 2.5 and 10", med, mx)

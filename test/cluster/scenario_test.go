@@ -185,6 +185,14 @@ func runScenario(t *testing.T, sc scenario) {
 	if err := r.w.FinalRead(t, 60*time.Second); err != nil {
 		t.Errorf("final read: %v", err)
 	}
+	// With every node back and no load, every follower must rejoin the ISR; then the
+	// replicas' logs are complete enough below the high watermark to compare.
+	isrStart := time.Now()
+	if err := waitFor(30*time.Second, func() bool { return fullISR(r) }); err != nil {
+		t.Errorf("with every node up and the load stopped, some partition's ISR stayed short of its replicas: %v", err)
+	} else {
+		t.Logf("every ISR full %.1fs after the final read", time.Since(isrStart).Seconds())
+	}
 	dirs := map[int32]string{}
 	for _, n := range r.c.Nodes {
 		dirs[n.ID] = n.DataDir
@@ -311,4 +319,20 @@ func firstLost(h *History) (Produce, bool) {
 		}
 	}
 	return first, found
+}
+
+// fullISR says whether every partition of the scenario's topic has all its replicas in sync.
+func fullISR(r *env) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	parts, err := r.c.Partitions(ctx, r.topic)
+	if err != nil || len(parts) != int(r.w.Partitions) {
+		return false
+	}
+	for _, p := range parts {
+		if len(p.ISR) != len(p.Replicas) {
+			return false
+		}
+	}
+	return true
 }
