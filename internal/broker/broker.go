@@ -188,13 +188,17 @@ func (b *Broker) Run(ctx context.Context) error {
 	if advertised == "" {
 		advertised = b.wire.Addr().String()
 	}
+	metaHTTP := cluster.NewHTTPHandler()
+	metaHTTP.Register(b.http)
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- b.http.Serve(httpCtx) }()
 	defer func() { stopHTTP(); <-httpDone }()
 
 	meta, err := cluster.Open(ctx, cluster.Config{NodeID: b.cfg.NodeID, DataDir: b.cfg.DataDir, ControllerAddr: b.cfg.ControllerAddr,
-		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log})
+		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP,
+		HeartbeatInterval: time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.heartbeat.interval.ms")) * time.Millisecond,
+		SessionTimeout:    time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.session.timeout.ms")) * time.Millisecond})
 	if err != nil {
 		b.wire.Close()
 		return err
@@ -259,13 +263,9 @@ func (b *Broker) Run(ctx context.Context) error {
 // controlledShutdown asks the controller to move leadership off this node before it stops
 // serving, so clients move to the new leaders instead of timing out (DESIGN §3: SIGTERM).
 func (b *Broker) controlledShutdown() {
-	cs, ok := any(b.meta).(interface{ ControlledShutdown(context.Context) error })
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := cs.ControlledShutdown(ctx); err != nil {
+	if err := b.meta.ControlledShutdown(ctx); err != nil {
 		b.log.Warn("controlled shutdown did not finish; stopping anyway", "err", err)
 	}
 }

@@ -28,6 +28,10 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.CreatePartitions), MinVersion: 0, MaxVersion: 3},
 	{ApiKey: int16(kmsg.IncrementalAlterConfigs), MinVersion: 0, MaxVersion: 1},
 	{ApiKey: int16(kmsg.DescribeCluster), MinVersion: 0, MaxVersion: 1},
+	{ApiKey: int16(kmsg.AlterPartitionAssignments), MinVersion: 0, MaxVersion: 1},
+	{ApiKey: int16(kmsg.ListPartitionReassignments), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.UnregisterBroker), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.ElectLeaders), MinVersion: 0, MaxVersion: 2},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -106,6 +110,14 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleIncrementalAlterConfigs(ctx, r)
 	case *kmsg.DescribeClusterRequest:
 		return b.handleDescribeCluster(r)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		return b.handleAlterPartitionReassignments(ctx, r)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		return b.handleListPartitionReassignments(r)
+	case *kmsg.UnregisterBrokerRequest:
+		return b.handleUnregisterBroker(ctx, r)
+	case *kmsg.ElectLeadersRequest:
+		return b.handleElectLeaders(ctx, r)
 	}
 	return unsupported(req)
 }

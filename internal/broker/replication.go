@@ -32,17 +32,8 @@ func (b *Broker) applyRole(p *partition.Partition, meta cluster.Partition) {
 	b.fetchers.follow(p, meta.Leader, meta.LeaderEpoch)
 }
 
-// isrAlterer is the controller call a leader makes to change its ISR (AlterPartition).
-type isrAlterer interface {
-	AlterPartition(ctx context.Context, topic string, partition int32, leaderID, leaderEpoch, partitionEpoch int32, isr []int32) (cluster.Partition, error)
-}
-
-// alterISR asks the controller for a new ISR, once at a time per partition.
+// alterISR asks the controller for a new ISR (AlterPartition), once at a time per partition.
 func (b *Broker) alterISR(p *partition.Partition, isr []int32) {
-	alterer, ok := any(b.meta).(isrAlterer)
-	if !ok {
-		return
-	}
 	tp := topicPartition{p.Topic, p.ID}
 	b.isrMu.Lock()
 	if b.isrInFlight[tp] {
@@ -62,7 +53,7 @@ func (b *Broker) alterISR(p *partition.Partition, isr []int32) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := alterer.AlterPartition(ctx, p.Topic, p.ID, b.cfg.NodeID, p.LeaderEpoch(), partitionEpoch, isr); err != nil {
+		if _, err := b.meta.AlterPartition(ctx, p.Topic, p.ID, b.cfg.NodeID, p.LeaderEpoch(), partitionEpoch, isr); err != nil {
 			b.log.Warn("changing the ISR failed", "topic", p.Topic, "partition", p.ID, "from", current, "to", isr, "err", err)
 			return
 		}

@@ -149,7 +149,10 @@ var topicDefs = []ConfigDef{
 }
 
 var brokerDefs = []ConfigDef{
+	{Name: "auto.leader.rebalance.enable", Type: TypeBoolean, Default: "true", Validate: boolean, Doc: "Whether the controller periodically gives partitions back to their preferred (first) replica."},
 	{Name: "auto.create.topics.enable", Type: TypeBoolean, Default: "true", Validate: boolean, Doc: "Create unknown topics when a client asks for their metadata."},
+	{Name: "broker.heartbeat.interval.ms", Type: TypeInt, Default: "2000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often a broker heartbeats the controller."},
+	{Name: "broker.session.timeout.ms", Type: TypeInt, Default: "9000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How long the controller waits for a broker's heartbeat before fencing it."},
 	{Name: "compression.type", Type: TypeString, Default: "producer", Validate: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), Doc: "Default codec of stored batches."},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of automatically created topics."},
 	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often members of KIP-848 consumer groups heartbeat."},
@@ -159,6 +162,7 @@ var brokerDefs = []ConfigDef{
 	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Longest session timeout a member may ask for."},
 	{Name: "group.max.size", Type: TypeInt, Default: "2147483647", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Most members one group may have."},
 	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest session timeout a member may ask for."},
+	{Name: "leader.imbalance.check.interval.seconds", Type: TypeLong, Default: "300", Validate: intRange(1, maxLong), Doc: "How often the controller checks for partitions not led by their preferred replica."},
 	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: "86400000", Validate: intRange(0, maxLong), Doc: "Default delete.retention.ms."},
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: "9223372036854775807", Validate: intRange(1, maxLong), Doc: "Default max.compaction.lag.ms."},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Validate: floatRange(0, 1), Doc: "Default min.cleanable.dirty.ratio."},

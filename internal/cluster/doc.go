@@ -4,7 +4,15 @@
 // every change is a command in the raft log, applied by the FSM in log order on every
 // node, and readers see immutable State snapshots swapped in after each apply.
 //
-// Validation happens inside Apply, so every node reaches the same decision from the same
-// log. The package never touches partition data and never imports the wire, broker or
+// Any node may propose: the raft leader applies a command itself, any other node forwards
+// it to the leader's HTTP listener (forward.go, http.go); errors keep their sentinel across
+// the hop. The raft leader is also the controller: it tracks broker heartbeats and fences
+// silent brokers (liveness.go). The controller's decisions — replica placement
+// (placement.go), ISR-only leader elections, ISR changes, controlled shutdown
+// (controller.go), reassignments (reassign.go) and preferred leader elections
+// (preferred.go) — are made inside Apply, so every node reaches the same decision from
+// the same log; the leader only decides when to propose.
+//
+// The package never touches partition data and never imports the wire, broker or
 // journal packages.
 package cluster

@@ -23,13 +23,40 @@ type command struct {
 type (
 	cmdInitCluster    struct{ ClusterID string }
 	cmdRegisterBroker struct{ Broker Broker }
-	cmdCreateTopic    struct{ Topic Topic }
-	cmdDeleteTopic    struct{ Name string }
-	cmdAddPartitions  struct {
+	// cmdCreateTopic carries either placed Partitions (older logs) or Count and
+	// ReplicationFactor, and then Apply places the replicas.
+	cmdCreateTopic struct {
+		Topic             Topic
+		Count             int32 `json:",omitempty"`
+		ReplicationFactor int16 `json:",omitempty"`
+	}
+	cmdDeleteTopic   struct{ Name string }
+	cmdAddPartitions struct {
 		Name       string
 		Partitions []Partition
+		Count      int32 `json:",omitempty"` // place Count more partitions in Apply
 	}
-	cmdTopicConfigs struct {
+	// cmdBrokerState fences, unfences or marks a broker as shutting down.
+	cmdBrokerState struct {
+		ID           int32
+		Fenced       bool
+		ShuttingDown bool
+	}
+	cmdAlterPartition struct {
+		Topic          string
+		Partition      int32
+		LeaderID       int32
+		LeaderEpoch    int32
+		PartitionEpoch int32
+		ISR            []int32
+	}
+	cmdReassign struct {
+		Topic     string
+		Partition int32
+		Target    []int32 // nil cancels
+	}
+	cmdUnregisterBroker struct{ ID int32 }
+	cmdTopicConfigs     struct {
 		Name    string
 		Ops     []ConfigOp
 		Replace map[string]string // non-nil: replace all configs (legacy AlterConfigs)
@@ -103,14 +130,30 @@ func apply(s *State, cmd command) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.Brokers[c.Broker.ID] = c.Broker
+		// A (re)starting broker is live again; offline partitions whose ISR holds it get
+		// it as their leader.
+		b := c.Broker
+		b.Fenced, b.ShuttingDown = false, false
+		s.Brokers[b.ID] = b
+		electOffline(s)
 		return nil, nil
 	case "create-topic":
 		c, err := decode[cmdCreateTopic](cmd.Data)
 		if err != nil {
 			return nil, err
 		}
-		return nil, applyCreateTopic(s, c.Topic)
+		if len(c.Topic.Partitions) == 0 && c.Count > 0 {
+			if c.Count > 1<<20 {
+				return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, c.Count)
+			}
+			if c.Topic.Partitions, err = place(s, 0, c.Count, c.ReplicationFactor); err != nil {
+				return nil, err
+			}
+		}
+		if err := applyCreateTopic(s, c.Topic); err != nil {
+			return nil, err
+		}
+		return s.Topics[c.Topic.Name], nil
 	case "delete-topic":
 		c, err := decode[cmdDeleteTopic](cmd.Data)
 		if err != nil {
@@ -129,6 +172,15 @@ func apply(s *State, cmd command) (any, error) {
 		t, err := editableTopic(s, c.Name)
 		if err != nil {
 			return nil, err
+		}
+		if len(c.Partitions) == 0 && c.Count > 0 {
+			have := int32(len(t.Partitions))
+			if have+c.Count > 1<<20 {
+				return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, have+c.Count)
+			}
+			if c.Partitions, err = place(s, have, c.Count, int16(len(targetOf(&t.Partitions[0])))); err != nil {
+				return nil, err
+			}
 		}
 		for i, p := range c.Partitions {
 			if p.ID != int32(len(t.Partitions)) {
@@ -158,6 +210,7 @@ func apply(s *State, cmd command) (any, error) {
 			return nil, err
 		}
 		s.Topics[c.Name] = t
+		electOffline(s) // unclean.leader.election.enable may have been turned on
 		return nil, nil
 	case "broker-configs":
 		c, err := decode[cmdBrokerConfigs](cmd.Data)
@@ -167,6 +220,7 @@ func apply(s *State, cmd command) (any, error) {
 		if s.BrokerConfigs, err = applyConfigOps(brokerDefs, s.BrokerConfigs, c.Ops); err != nil {
 			return nil, err
 		}
+		electOffline(s)
 		return nil, nil
 	case "producer-ids":
 		c, err := decode[cmdProducerIDs](cmd.Data)
@@ -179,6 +233,38 @@ func apply(s *State, cmd command) (any, error) {
 		first := s.NextProducerID
 		s.NextProducerID += int64(c.Count)
 		return first, nil
+	case "broker-state":
+		c, err := decode[cmdBrokerState](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, setBrokerState(s, c)
+	case "alter-partition":
+		c, err := decode[cmdAlterPartition](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return alterPartition(s, c)
+	case "reassign-partition":
+		c, err := decode[cmdReassign](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, reassign(s, c)
+	case "elect-leaders":
+		c, err := decode[cmdElectLeaders](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return electLeaders(s, c), nil
+	case "preferred-leaders":
+		return electPreferred(s), nil
+	case "unregister-broker":
+		c, err := decode[cmdUnregisterBroker](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, unregisterBroker(s, c.ID)
 	}
 	return nil, fmt.Errorf("%w: unknown command %q", ErrInvalidRequest, cmd.Type)
 }

@@ -4,18 +4,18 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -57,22 +57,46 @@ type Config struct {
 	ControllerAddr string // raft address; "" runs a single voter over an in-memory transport
 	Voters         []Voter
 	KafkaAddr      string // advertised host:port of this broker
-	Logger         *slog.Logger
+	// HTTPAddr is where this node's HTTP listener answers; other nodes forward proposals
+	// and heartbeats to the leader's. HTTP, when set, is the handler on that listener that
+	// Open attaches this node to.
+	HTTPAddr string
+	HTTP     *HTTPHandler
+	// HeartbeatInterval (broker.heartbeat.interval.ms) is how often this broker heartbeats
+	// the controller; SessionTimeout (broker.session.timeout.ms) how long the controller
+	// waits before fencing a silent broker. Zero takes Kafka's defaults, 2 s and 9 s.
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	Logger            *slog.Logger
 }
 
 // Node is this process's member of the metadata quorum and its view of the metadata.
 type Node struct {
-	cfg   Config
-	raft  *raft.Raft
-	fsm   *fsm
-	store *raftboltdb.BoltStore
-	trans raft.Transport
+	cfg    Config
+	raft   *raft.Raft
+	fsm    *fsm
+	store  *raftboltdb.BoltStore
+	trans  raft.Transport
+	client *http.Client
+
+	ctx          context.Context // ends at Close; owns every goroutine below
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	startHB      sync.Once
+	live         liveness
+	shuttingDown atomic.Bool
 }
 
 // Open starts the metadata node, bootstrapping a new cluster on an empty data dir.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 9 * time.Second
 	}
 	dir := filepath.Join(cfg.DataDir, "meta")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -135,11 +159,24 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	return &Node{cfg: cfg, raft: r, fsm: f, store: store, trans: trans}, nil
+	n := &Node{cfg: cfg, raft: r, fsm: f, store: store, trans: trans, client: &http.Client{}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.wg.Add(1)
+	go n.leadershipLoop(n.ctx)
+	if cfg.HTTP != nil {
+		cfg.HTTP.node.Store(n)
+	}
+	return n, nil
 }
 
-// Close stops raft and releases the metadata store.
+// Close stops the node's loops and raft and releases the metadata store.
 func (n *Node) Close() error {
+	if n.cfg.HTTP != nil {
+		n.cfg.HTTP.node.CompareAndSwap(n, nil)
+	}
+	n.cancel()
+	n.wg.Wait()
+	n.client.CloseIdleConnections()
 	err := n.raft.Shutdown().Error()
 	if c, ok := n.trans.(io.Closer); ok {
 		c.Close()
@@ -173,23 +210,28 @@ func (n *Node) Changes() <-chan struct{} {
 	return n.fsm.changed
 }
 
-// WaitReady returns once this node leads the quorum (a single voter always does), has
-// applied the whole log, and has registered its broker.
+// WaitReady returns once a leader of the quorum exists, this node has applied the log up
+// to its own registration, and its broker is registered; then the node starts heartbeating.
 func (n *Node) WaitReady(ctx context.Context) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for n.raft.State() != raft.Leader {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for metadata leadership: %w", ctx.Err())
-		case <-tick.C:
+	if len(n.cfg.Voters) <= 1 {
+		// A single voter elects itself; the barrier makes it apply the whole log.
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for n.raft.State() != raft.Leader {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for metadata leadership: %w", ctx.Err())
+			case <-tick.C:
+			}
+		}
+		if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+			return fmt.Errorf("metadata barrier: %w", err)
 		}
 	}
-	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
-		return fmt.Errorf("metadata barrier: %w", err)
-	}
+	// With more voters the registration below goes through whichever node leads; propose
+	// returns once this node has applied it, and so everything before it.
 	if n.fsm.state.Load().ClusterID == "" {
-		if _, err := n.propose(ctx, "init-cluster", cmdInitCluster{ClusterID: newClusterID()}); err != nil {
+		if err := n.proposeIdempotent(ctx, "init-cluster", cmdInitCluster{ClusterID: newClusterID()}); err != nil {
 			return err
 		}
 	}
@@ -201,42 +243,40 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("advertised port %q: %w", portStr, err)
 	}
-	_, err = n.propose(ctx, "register-broker", cmdRegisterBroker{Broker{ID: n.cfg.NodeID, Host: host, Port: int32(port)}})
-	return err
+	b := Broker{ID: n.cfg.NodeID, Host: host, Port: int32(port), HTTPAddr: n.cfg.HTTPAddr}
+	if err := n.proposeIdempotent(ctx, "register-broker", cmdRegisterBroker{b}); err != nil {
+		return err
+	}
+	n.startHB.Do(func() {
+		n.wg.Add(1)
+		go n.heartbeatLoop(n.ctx)
+	})
+	return nil
+}
+
+// proposeIdempotent commits a command that may safely be applied twice, retrying until it
+// commits or ctx ends: at start-up the quorum may still be electing, and a commit can be
+// lost to a leadership change ("leadership lost while committing log", here or on the
+// leader it was forwarded to); a node must not give up on starting then.
+func (n *Node) proposeIdempotent(ctx context.Context, typ string, data any) error {
+	for {
+		_, err := n.propose(ctx, typ, data)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		n.cfg.Logger.Debug("metadata command not committed yet; retrying", "command", typ, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func newClusterID() string {
 	var b [16]byte
 	crand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// propose commits a command and returns what the FSM answered.
-func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
-	if n.raft.State() != raft.Leader {
-		return nil, ErrNotController
-	}
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return nil, err
-	}
-	entry, err := json.Marshal(command{Type: typ, Data: raw})
-	if err != nil {
-		return nil, err
-	}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	fut := n.raft.Apply(entry, timeout)
-	if err := fut.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("%w: %v", ErrNotController, err)
-		}
-		return nil, fmt.Errorf("metadata commit: %w", err)
-	}
-	res, _ := fut.Response().(applyResult)
-	return res.value, res.err
 }
 
 // TopicSpec is what CreateTopic is asked for; -1 partitions or replication factor take the
@@ -267,43 +307,30 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly boo
 	if spec.Partitions <= 0 || spec.Partitions > 1<<20 {
 		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, spec.Partitions)
 	}
-	live := s.LiveBrokers()
-	if spec.ReplicationFactor <= 0 || int(spec.ReplicationFactor) > len(live) {
-		return nil, fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, spec.ReplicationFactor, len(live))
-	}
 	for k, v := range spec.Configs {
 		if err := validateConfig(topicDefs, k, v); err != nil {
 			return nil, err
 		}
 	}
-	t := Topic{Name: spec.Name, ID: newTopicID(), Internal: spec.Internal, Configs: spec.Configs,
-		Partitions: place(live, 0, spec.Partitions, spec.ReplicationFactor)}
+	t := Topic{Name: spec.Name, ID: newTopicID(), Internal: spec.Internal, Configs: spec.Configs}
 	if validateOnly {
+		// The placement this node would make now; the controller's may differ if the
+		// metadata moves before it applies.
+		var err error
+		if t.Partitions, err = place(s, 0, spec.Partitions, spec.ReplicationFactor); err != nil {
+			return nil, err
+		}
 		return &t, nil
 	}
-	if _, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: t}); err != nil {
+	v, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: t, Count: spec.Partitions, ReplicationFactor: spec.ReplicationFactor})
+	if err != nil {
 		return nil, err
 	}
-	return &t, nil
-}
-
-// place spreads replicas over brokers round-robin from a random start; the first replica leads.
-func place(brokers []Broker, first, count int32, rf int16) []Partition {
-	ids := make([]int32, len(brokers))
-	for i, b := range brokers {
-		ids[i] = b.ID
+	created, err := valueAs[*Topic](v)
+	if err != nil || created == nil {
+		return nil, err
 	}
-	slices.Sort(ids)
-	start := rand.IntN(len(ids))
-	out := make([]Partition, 0, count)
-	for p := first; p < first+count; p++ {
-		replicas := make([]int32, rf)
-		for r := range replicas {
-			replicas[r] = ids[(start+int(p)+r)%len(ids)]
-		}
-		out = append(out, Partition{ID: p, Leader: replicas[0], Replicas: replicas, ISR: append([]int32(nil), replicas...)})
-	}
-	return out
+	return created.clone(), nil // the State's own copy is immutable
 }
 
 func newTopicID() [16]byte {
@@ -336,15 +363,12 @@ func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, v
 	if total > 1<<20 {
 		return fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, total)
 	}
-	rf := int16(len(t.Partitions[0].Replicas))
-	live := s.LiveBrokers()
-	if int(rf) > len(live) {
-		return fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, rf, len(live))
-	}
 	if validateOnly {
-		return nil
+		_, err := place(s, have, total-have, int16(len(targetOf(&t.Partitions[0]))))
+		return err
 	}
-	_, err := n.propose(ctx, "add-partitions", cmdAddPartitions{Name: name, Partitions: place(live, have, total-have, rf)})
+	// Apply places the new replicas over the brokers live when it runs.
+	_, err := n.propose(ctx, "add-partitions", cmdAddPartitions{Name: name, Count: total - have})
 	return err
 }
 
@@ -397,8 +421,66 @@ func (n *Node) AllocateProducerIDs(ctx context.Context, count int32) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	first, _ := v.(int64)
-	return first, nil
+	return valueAs[int64](v)
+}
+
+// AlterPartition is a partition leader's request to change the ISR (Kafka's
+// AlterPartition): leaderID must lead in leaderEpoch, partitionEpoch must be the current
+// one, and isr must hold the leader and only replicas, adding none that is fenced. It
+// answers the partition as it now is, with PartitionEpoch bumped.
+func (n *Node) AlterPartition(ctx context.Context, topic string, partition int32, leaderID, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error) {
+	v, err := n.propose(ctx, "alter-partition", cmdAlterPartition{Topic: topic, Partition: partition,
+		LeaderID: leaderID, LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, ISR: isr})
+	if err != nil {
+		return Partition{}, err
+	}
+	return valueAs[Partition](v)
+}
+
+// ControlledShutdown moves leadership off this broker before it stops: the controller
+// marks it as shutting down, which elects other ISR members for the partitions it leads
+// and takes it out of ISRs; it keeps the partitions nobody else in the ISR can lead. It
+// then waits until this node's metadata shows that, and hands raft leadership to another
+// voter if it holds it. Without a deadline on ctx it waits at most thirty seconds.
+func (n *Node) ControlledShutdown(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	n.shuttingDown.Store(true)
+	if _, err := n.propose(ctx, "broker-state", cmdBrokerState{ID: n.cfg.NodeID, ShuttingDown: true}); err != nil {
+		return fmt.Errorf("controlled shutdown: %w", err)
+	}
+	for {
+		ch := n.Changes()
+		if !n.leadsMovable(n.fsm.state.Load()) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("controlled shutdown: leadership did not move: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+	if n.raft.State() == raft.Leader && len(n.cfg.Voters) > 1 {
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("controlled shutdown: raft leadership transfer: %w", err)
+		}
+	}
+	return nil
+}
+
+// leadsMovable reports whether this broker leads a partition another live ISR member could.
+func (n *Node) leadsMovable(s *State) bool {
+	for _, t := range s.Topics {
+		for _, p := range t.Partitions {
+			if p.Leader == n.cfg.NodeID && electFromISR(s, &p, n.cfg.NodeID) >= 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Snapshot forces a raft snapshot of the metadata (tests, operators).

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"cmp"
 	"errors"
 	"maps"
+	"slices"
 )
 
 // Errors the broker maps to Kafka error codes; they are wrapped with detail.
@@ -15,6 +17,17 @@ var (
 	ErrInvalidConfig            = errors.New("invalid config")
 	ErrNotController            = errors.New("not the controller")
 	ErrInvalidRequest           = errors.New("invalid request")
+	// ErrStaleLeaderEpoch refuses an AlterPartition from a replica that is not the current
+	// leader, or is the leader of an older epoch.
+	ErrStaleLeaderEpoch = errors.New("not the current partition leader or stale leader epoch")
+	// ErrStalePartitionEpoch refuses an AlterPartition built on an older partition state.
+	ErrStalePartitionEpoch = errors.New("stale partition epoch")
+	// ErrIneligibleReplica refuses an ISR with a replica that cannot be in it.
+	ErrIneligibleReplica = errors.New("ineligible replica")
+	// ErrUnknownBroker is a broker id that is not registered.
+	ErrUnknownBroker = errors.New("unknown broker")
+	// ErrNoReassignment cancels a reassignment that is not in progress.
+	ErrNoReassignment = errors.New("no reassignment in progress")
 )
 
 // State is an immutable snapshot of the cluster metadata. Never mutate one: the FSM builds
@@ -31,12 +44,19 @@ type State struct {
 
 // Broker is a registered broker.
 type Broker struct {
-	ID     int32
-	Host   string
-	Port   int32
-	Rack   string
+	ID       int32
+	Host     string
+	Port     int32
+	Rack     string
+	HTTPAddr string `json:",omitempty"` // where the node's HTTP listener (and metadata forwarding) answers
+	// Fenced brokers stopped heartbeating: they lead nothing and are in no ISR of more than one.
 	Fenced bool
+	// ShuttingDown brokers asked for a controlled shutdown: leadership moved away from them.
+	ShuttingDown bool `json:",omitempty"`
 }
+
+// Live reports whether the broker may lead partitions and hold new replicas.
+func (b Broker) Live() bool { return !b.Fenced && !b.ShuttingDown }
 
 // Topic is a topic and its partitions. Immutable like State.
 type Topic struct {
@@ -55,7 +75,17 @@ type Partition struct {
 	Replicas       []int32
 	ISR            []int32
 	PartitionEpoch int32
+	// AddingReplicas and RemovingReplicas are set while a reassignment is in progress:
+	// Replicas is then the union of the old and the target replica sets.
+	AddingReplicas   []int32 `json:",omitempty"`
+	RemovingReplicas []int32 `json:",omitempty"`
 }
+
+// Offline reports a partition without a leader.
+func (p Partition) Offline() bool { return p.Leader < 0 }
+
+// UnderReplicated reports a partition whose ISR is smaller than its replica set.
+func (p Partition) UnderReplicated() bool { return len(p.ISR) < len(p.Replicas) }
 
 func emptyState() *State {
 	return &State{Brokers: map[int32]Broker{}, Topics: map[string]*Topic{}, BrokerConfigs: map[string]string{}, ControllerID: -1}
@@ -87,13 +117,21 @@ func (s *State) TopicByID(id [16]byte) (*Topic, bool) {
 	return nil, false
 }
 
-// LiveBrokers are the registered, unfenced brokers.
+// LiveBrokers are the registered brokers that are neither fenced nor shutting down,
+// ordered by id.
 func (s *State) LiveBrokers() []Broker {
 	var out []Broker
 	for _, b := range s.Brokers {
-		if !b.Fenced {
+		if b.Live() {
 			out = append(out, b)
 		}
 	}
+	slices.SortFunc(out, func(a, b Broker) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// live reports whether broker id is registered and live.
+func (s *State) live(id int32) bool {
+	b, ok := s.Brokers[id]
+	return ok && b.Live()
 }

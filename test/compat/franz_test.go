@@ -138,7 +138,7 @@ func TestFranzGoAdmin(t *testing.T) {
 	}
 	cl := node.Client(t, kgo.DefaultProduceTopic("adm"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for i := 0; i < 10; i++ {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 4, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 4, Key: []byte{byte(i)}, Value: []byte{byte(i)}}).FirstErr(); err != nil { // a compacted topic takes keyed records only
 			t.Fatal(err)
 		}
 	}
