@@ -94,6 +94,7 @@ var (
 // the metadata quorum before it is ready), and multi-node scenarios skip saying so.
 func clusterForms(t *testing.T) error {
 	formOnce.Do(func() {
+		t.Logf("cluster probe: 3 voters with --broker-config %v", knownBrokerConfigs())
 		c, err := Launch(t, Options{Nodes: 3, ReadyTimeout: 20 * time.Second, BrokerConfigs: knownBrokerConfigs()})
 		c.Close()
 		formErr = err
