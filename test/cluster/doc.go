@@ -22,8 +22,8 @@
 //
 // Scenarios with network faults need root and `ip netns` (tc tbf for the slow link; netem
 // is not used), the full-disk ones root and tmpfs; without them they skip and say why.
-// Multi-node scenarios first probe that three voters form a ready cluster, and skip,
-// saying so, when they cannot.
+// Multi-node scenarios first probe, once, that three voters form a ready cluster, and fail
+// with the probe's reason when they cannot.
 //
 // Other knobs: STRAND_FAULTS_BIN runs a strand binary built elsewhere instead of building
 // ./cmd/strand; STRAND_FAULTS_BROKER_CONFIGS (name=value,...) replaces the static broker
