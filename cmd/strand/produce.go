@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strand-data/strand/internal/bench"
 )
 
 func newProduceCmd() *cobra.Command {
@@ -37,7 +39,7 @@ func newProduceCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("--acks %q: want all, 1 or 0", acks)
 			}
-			codec, err := parseCodec(compression)
+			codec, err := bench.Codec(compression)
 			if err != nil {
 				return err
 			}
@@ -99,20 +101,4 @@ func newProduceCmd() *cobra.Command {
 	f.StringVar(&acks, "acks", "all", "all, 1 or 0")
 	f.StringVar(&compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	return cmd
-}
-
-func parseCodec(s string) (kgo.CompressionCodec, error) {
-	switch s {
-	case "none", "":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
-	}
-	return kgo.CompressionCodec{}, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
 }

@@ -129,14 +129,15 @@ func (c *Config) producerOpts() ([]kgo.Opt, error) {
 	default:
 		return nil, fmt.Errorf("--acks %q: want all, 1 or 0", c.Acks)
 	}
-	codec, err := codecFor(c.Compression)
+	codec, err := Codec(c.Compression)
 	if err != nil {
 		return nil, err
 	}
 	return append(opts, kgo.ProducerBatchCompression(codec)), nil
 }
 
-func codecFor(s string) (kgo.CompressionCodec, error) {
+// Codec is the franz-go codec named none, gzip, snappy, lz4 or zstd, as --compression takes them.
+func Codec(s string) (kgo.CompressionCodec, error) {
 	switch s {
 	case "none", "":
 		return kgo.NoCompression(), nil

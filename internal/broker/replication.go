@@ -263,27 +263,18 @@ func (rf *replicaFetcher) truncated(p *partition.Partition) {
 func (f *replicaFetchers) truncate(ctx context.Context, rf *replicaFetcher, leader *kgo.Broker, parts []*partition.Partition) {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.ReplicaID = f.b.cfg.NodeID
-	byTopic := map[string]int{}
-	for _, p := range parts {
-		i, ok := byTopic[p.Topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[p.Topic] = i
-			t := kmsg.NewOffsetForLeaderEpochRequestTopic()
-			t.Topic = p.Topic
-			req.Topics = append(req.Topics, t)
+	for _, group := range topicsOf(parts) {
+		t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		t.Topic = group[0].Topic
+		for _, p := range group {
+			rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p.ID, p.LeaderEpoch(), p.Log().LatestEpoch()
+			t.Partitions = append(t.Partitions, rp)
 		}
-		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
-		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p.ID, p.LeaderEpoch(), p.Log().LatestEpoch()
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		req.Topics = append(req.Topics, t)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	kresp, err := leader.Request(rctx, req)
-	cancel()
-	if err != nil {
-		for _, p := range parts {
-			rf.backoff(p, true)
-		}
+	kresp := rf.ask(ctx, leader, req, parts, 5*time.Second, true)
+	if kresp == nil {
 		return
 	}
 	resp := kresp.(*kmsg.OffsetForLeaderEpochResponse)
@@ -328,28 +319,19 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 	req.ReplicaID = f.b.cfg.NodeID
 	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 500, 1, 16<<20
 	req.SessionID, req.SessionEpoch = 0, -1
-	byTopic := map[string]int{}
-	for _, p := range parts {
-		i, ok := byTopic[p.Topic]
-		if !ok {
-			i = len(req.Topics)
-			byTopic[p.Topic] = i
-			t := kmsg.NewFetchRequestTopic()
-			t.Topic = p.Topic
-			req.Topics = append(req.Topics, t)
+	for _, group := range topicsOf(parts) {
+		t := kmsg.NewFetchRequestTopic()
+		t.Topic = group[0].Topic
+		for _, p := range group {
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.Partition, fp.CurrentLeaderEpoch = p.ID, p.LeaderEpoch()
+			fp.FetchOffset, fp.LogStartOffset, fp.PartitionMaxBytes = p.Log().LogEndOffset(), p.Log().LogStartOffset(), 4<<20
+			t.Partitions = append(t.Partitions, fp)
 		}
-		fp := kmsg.NewFetchRequestTopicPartition()
-		fp.Partition, fp.CurrentLeaderEpoch = p.ID, p.LeaderEpoch()
-		fp.FetchOffset, fp.LogStartOffset, fp.PartitionMaxBytes = p.Log().LogEndOffset(), p.Log().LogStartOffset(), 4<<20
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, fp)
+		req.Topics = append(req.Topics, t)
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	kresp, err := leader.Request(rctx, req)
-	cancel()
-	if err != nil {
-		for _, p := range parts {
-			rf.backoff(p, false)
-		}
+	kresp := rf.ask(ctx, leader, req, parts, 10*time.Second, false)
+	if kresp == nil {
 		return
 	}
 	resp := kresp.(*kmsg.FetchResponse)
@@ -408,6 +390,37 @@ func (f *replicaFetchers) appendFetched(ctx context.Context, p *partition.Partit
 		return nil
 	}
 	return err
+}
+
+// topicsOf groups partitions by topic, in the order topics first appear.
+func topicsOf(parts []*partition.Partition) [][]*partition.Partition {
+	index := map[string]int{}
+	var out [][]*partition.Partition
+	for _, p := range parts {
+		i, ok := index[p.Topic]
+		if !ok {
+			i = len(out)
+			index[p.Topic] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], p)
+	}
+	return out
+}
+
+// ask sends a request to the leader; when it fails, every partition in it backs off
+// (and reconciles by epoch again first, when truncate).
+func (rf *replicaFetcher) ask(ctx context.Context, leader *kgo.Broker, req kmsg.Request, parts []*partition.Partition, timeout time.Duration, truncate bool) kmsg.Response {
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := leader.Request(rctx, req)
+	if err != nil {
+		for _, p := range parts {
+			rf.backoff(p, truncate)
+		}
+		return nil
+	}
+	return resp
 }
 
 func partitionFinder(parts []*partition.Partition) func(topic string, id int32) *partition.Partition {
