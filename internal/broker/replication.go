@@ -86,13 +86,7 @@ func (b *Broker) watchISR(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := time.Now()
-		b.mu.RLock()
-		parts := make([]*partition.Partition, 0, len(b.partitions))
-		for _, p := range b.partitions {
-			parts = append(parts, p)
-		}
-		b.mu.RUnlock()
-		for _, p := range parts {
+		for _, p := range b.localPartitions() {
 			lagging := p.Lagging(now, maxLag)
 			if len(lagging) == 0 {
 				continue
