@@ -1,0 +1,103 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// File is an open file. Its methods behave as *os.File's do.
+type File interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Reader
+	io.Writer
+	io.Closer
+	// Sync makes the file's data and size durable (fdatasync).
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Name() string
+}
+
+// Fder is implemented by files backed by an operating-system descriptor. The fetch path uses
+// it to send file bytes with sendfile(2); other files are copied through a buffer.
+type Fder interface {
+	Fd() uintptr
+}
+
+// FS is a file system. Paths are OS paths; flags and modes are os's.
+type FS interface {
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	Remove(name string) error
+	Rename(oldname, newname string) error
+	MkdirAll(dir string, perm os.FileMode) error
+	ReadDir(dir string) ([]os.DirEntry, error)
+	Stat(name string) (os.FileInfo, error)
+	// SyncDir makes the directory's entries (creations, renames, removals) durable.
+	SyncDir(dir string) error
+}
+
+// Default is the file system used when a config names none.
+var Default FS = OS{}
+
+// Or returns fs, or Default when fs is nil.
+func Or(fs FS) FS {
+	if fs == nil {
+		return Default
+	}
+	return fs
+}
+
+// Open opens name read-only.
+func Open(fs FS, name string) (File, error) { return fs.OpenFile(name, os.O_RDONLY, 0) }
+
+// Create creates or truncates name for reading and writing.
+func Create(fs FS, name string) (File, error) {
+	return fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+}
+
+// ReadFile reads the whole of name.
+func ReadFile(fs FS, name string) ([]byte, error) {
+	f, err := Open(fs, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// WriteFileDurably replaces name with data so that after a crash the file holds either its old
+// contents or all of data: it writes a temporary file, syncs it, renames it over name and syncs
+// the directory.
+func WriteFileDurably(fs FS, name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := Create(fs, tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	if err := fs.Rename(tmp, name); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return fs.SyncDir(filepath.Dir(name))
+}
+
+// Exists reports whether name exists; an error other than "does not exist" counts as existing,
+// so a failing disk is never mistaken for an empty one.
+func Exists(fs FS, name string) bool {
+	_, err := fs.Stat(name)
+	return !errors.Is(err, os.ErrNotExist)
+}
