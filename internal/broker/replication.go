@@ -19,6 +19,9 @@ import (
 // applyRole makes a local replica lead or follow as the metadata says, and starts or
 // stops copying it from its leader.
 func (b *Broker) applyRole(p *partition.Partition, meta cluster.Partition) {
+	if b.holdBack(p, meta) { // repair.go: offline or damaged
+		return
+	}
 	if meta.Leader == b.cfg.NodeID {
 		p.BecomeLeader(meta.LeaderEpoch, meta.PartitionEpoch, meta.Replicas, meta.ISR, time.Now())
 		b.fetchers.stop(p)
@@ -209,7 +212,9 @@ func (f *replicaFetchers) run(ctx context.Context, rf *replicaFetcher) {
 		var truncate, fetch []*partition.Partition
 		now := time.Now()
 		for p, st := range rf.parts {
+			_, damaged := p.Log().Damaged()
 			switch {
+			case damaged: // quarantined: nothing is copied until the repair truncates it
 			case now.Before(st.retryAt):
 			case st.truncate:
 				truncate = append(truncate, p)
@@ -346,6 +351,7 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 				continue
 			}
 			if err := f.appendFetched(ctx, p, rp.RecordBatches); err != nil {
+				f.b.noteStorageError(p, err)
 				f.b.log.Warn("appending replicated batches failed", "topic", p.Topic, "partition", p.ID, "err", err)
 				rf.backoff(p, true)
 				continue

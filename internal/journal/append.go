@@ -219,7 +219,12 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 }
 
 // writeAt is the one place segment bytes are written; tests replace it to inject faults.
-var writeAt = func(s *segment, b []byte, pos int64) (int, error) { return s.file.WriteAt(b, pos) }
+var writeAt = func(s *segment, b []byte, pos int64) (int, error) {
+	if err := injected(&writeFault, s.path); err != nil {
+		return 0, err
+	}
+	return s.file.WriteAt(b, pos)
+}
 
 // maybeRollLocked starts a new segment at base when the active one is full by size or age,
 // or when the append would overflow the index's 32-bit relative offsets or positions.

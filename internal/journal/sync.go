@@ -106,7 +106,12 @@ func (l *Log) syncOnce() error {
 }
 
 // syncFile is the one place segment data is fsynced; tests replace it to inject faults.
-var syncFile = func(s *segment) error { return unix.Fdatasync(int(s.file.Fd())) }
+var syncFile = func(s *segment) error {
+	if err := injected(&syncFault, s.path); err != nil {
+		return err
+	}
+	return unix.Fdatasync(int(s.file.Fd()))
+}
 
 // WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
 // FsyncNever it returns at once: those policies acknowledge from the page cache.
