@@ -167,16 +167,27 @@ func (b *Broker) repairReplica(ctx context.Context, p *partition.Partition) {
 		delete(b.repair.damaged, tp)
 		b.repair.mu.Unlock()
 	}()
+	kept := false
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, repairRetry) {
 		from, ok := p.Log().Damaged()
 		if !ok {
 			return // truncated by the follower's reconciliation meanwhile
 		}
-		if !b.report(ctx, p, cluster.DamagedData, from) {
+		removed, ok := b.report(ctx, p, cluster.DamagedData, from)
+		if !ok {
 			return
 		}
-		// Wait for another leader; a replica kept as the only in-sync copy reports again
-		// later, when another one may have caught up.
+		if !removed {
+			// The only in-sync copy: it keeps leading and refuses the damaged range; report
+			// again once another replica has rejoined the ISR and could take over.
+			if !kept {
+				b.log.Warn("damaged replica kept: it is the only in-sync replica; the damaged range is refused", "topic", p.Topic,
+					"partition", p.ID, "damaged_from", from)
+				kept = true
+			}
+			b.waitOtherInSync(ctx, tp)
+			continue
+		}
 		meta, ok := b.waitLeaderElsewhere(ctx, tp, backoff)
 		if ctx.Err() != nil {
 			return
@@ -209,22 +220,21 @@ func (b *Broker) repairReplica(ctx context.Context, p *partition.Partition) {
 	}
 }
 
-// report tells the controller that p is damaged or failed, retrying until it lands. It
-// returns false when ctx ended or the partition no longer exists.
-func (b *Broker) report(ctx context.Context, p *partition.Partition, reason cluster.DamageReason, from int64) bool {
+// report tells the controller that p is damaged or failed, retrying until it lands, and
+// says whether the replica left the ISR (false: kept as the only in-sync copy). ok is false
+// when ctx ended or the partition no longer exists.
+func (b *Broker) report(ctx context.Context, p *partition.Partition, reason cluster.DamageReason, from int64) (removed, ok bool) {
 	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, repairRetry) {
 		out, err := b.meta.ReportDamagedReplica(ctx, p.Topic, p.ID, b.cfg.NodeID, reason, from)
 		switch {
-		case err == nil && !out.Removed:
-			b.log.Warn("damaged replica kept: it is the only in-sync replica; the damaged range is refused", "topic", p.Topic, "partition", p.ID,
-				"reason", reason, "from", from)
-			return true
-		case err == nil:
-			b.log.Info("controller took the damaged replica out of the ISR", "topic", p.Topic, "partition", p.ID, "reason", reason,
+		case err == nil && out.Removed:
+			b.log.Info("controller took the replica out of the ISR", "topic", p.Topic, "partition", p.ID, "reason", reason,
 				"from", from, "leader", out.Partition.Leader, "isr", out.Partition.ISR)
-			return true
+			return true, true
+		case err == nil:
+			return false, true
 		case errors.Is(err, cluster.ErrUnknownTopic), errors.Is(err, cluster.ErrIneligibleReplica):
-			return false
+			return false, false
 		}
 		b.log.Warn("reporting a damaged replica failed; retrying", "topic", p.Topic, "partition", p.ID, "err", err)
 		select {
@@ -232,7 +242,23 @@ func (b *Broker) report(ctx context.Context, p *partition.Partition, reason clus
 		case <-time.After(backoff):
 		}
 	}
-	return false
+	return false, false
+}
+
+// waitOtherInSync waits until the metadata shows another replica in tp's ISR.
+func (b *Broker) waitOtherInSync(ctx context.Context, tp topicPartition) {
+	for {
+		ch := b.meta.Changes()
+		meta, ok := metaPartition(b.meta.State(), tp)
+		if !ok || slices.ContainsFunc(meta.ISR, func(r int32) bool { return r != b.cfg.NodeID }) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
 }
 
 // waitLeaderElsewhere waits up to d for metadata that names another leader (or none) for
@@ -294,7 +320,9 @@ func (b *Broker) noteStorageError(p *partition.Partition, err error) {
 		b.bg.Add(1)
 		go func() {
 			defer b.bg.Done()
-			b.report(b.runCtx, p, cluster.DiskFull, -1)
+			if removed, _ := b.report(b.runCtx, p, cluster.DiskFull, -1); !removed {
+				b.log.Warn("disk full on the only in-sync replica: it keeps leading", "topic", p.Topic, "partition", p.ID)
+			}
 		}()
 	}
 }
@@ -320,7 +348,9 @@ func (b *Broker) takeOffline(p *partition.Partition, cause error) {
 	b.bg.Add(1)
 	go func() {
 		defer b.bg.Done()
-		b.report(b.runCtx, p, cluster.StorageFailed, -1)
+		if removed, _ := b.report(b.runCtx, p, cluster.StorageFailed, -1); !removed {
+			b.log.Error("failed replica is the only in-sync one: the partition is unavailable until this node restarts", "topic", p.Topic, "partition", p.ID)
+		}
 	}()
 }
 

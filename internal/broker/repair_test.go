@@ -242,3 +242,37 @@ func TestWriteErrorTakesPartitionOffline(t *testing.T) {
 		t.Fatalf("read %d of %d acknowledged records", len(seen), len(f.acked))
 	}
 }
+
+// TestRestartWithTruncatedSegment: a node's newest segment is cut short while it is
+// stopped (as an OS crash can leave it). On restart its log ends below its recovery point:
+// it reports the replica, is never elected while it recovers, copies the lost records back
+// from the leader and rejoins the ISR; no acknowledged record is lost.
+func TestRestartWithTruncatedSegment(t *testing.T) {
+	f := newRepairFixture(t, "torn")
+	node := f.leader(0)
+	f.c.stops[node-1]()
+	f.c.stops[node-1] = nil
+	segs, _ := filepath.Glob(filepath.Join(f.c.cfgs[node-1].DataDir, f.topic+"-0", "*.log"))
+	sort.Strings(segs)
+	newest := segs[len(segs)-1]
+	fi, err := os.Stat(newest)
+	if err != nil || fi.Size() < 100 {
+		t.Fatalf("newest segment %s: %v %v", newest, fi, err)
+	}
+	if err := os.Truncate(newest, fi.Size()-90); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(150, 10) // the others go on meanwhile
+	if err := f.c.start(int(node - 1)); err != nil {
+		t.Fatal(err)
+	}
+	other := int(node % 3)
+	f.waitFor("the restarted node repaired its replica and rejoined the ISR", func() bool {
+		p := f.c.brokers[other].meta.State().Topics[f.topic].Partitions[0]
+		if p.Leader == node && !slices.Contains(p.ISR, node) {
+			t.Fatalf("node %d leads while it recovers: %+v", node, p)
+		}
+		return f.repairs(node) >= 1 && slices.Contains(p.ISR, node)
+	})
+	f.healed()
+}
