@@ -286,6 +286,20 @@ func (b *Broker) readiness() error {
 	return nil
 }
 
+// everyTick calls fn every d until ctx ends; the caller's goroutine runs it.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
+}
+
 // watchMetadata opens and closes partitions as the metadata changes.
 func (b *Broker) watchMetadata(ctx context.Context) {
 	defer b.bg.Done()

@@ -358,21 +358,14 @@ func (b *Broker) takeOffline(p *partition.Partition, cause error) {
 // fsync=interval, a replicated append) and takes them offline.
 func (b *Broker) watchStorage(ctx context.Context) {
 	defer b.bg.Done()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, 250*time.Millisecond, func() {
 		for tp, p := range b.localPartitions() {
 			if cause := p.Log().Failure(); cause != nil && !b.isOffline(tp) {
 				b.repair.storageErrors.WithLabelValues(p.Topic, strconv.Itoa(int(p.ID))).Inc()
 				b.takeOffline(p, cause)
 			}
 		}
-	}
+	})
 }
 
 // storageRefusal is the error for a request to a replica offline on this node while the

@@ -80,14 +80,7 @@ func (b *Broker) followerFetched(p *partition.Partition, replica int32, offset i
 func (b *Broker) watchISR(ctx context.Context) {
 	defer b.bg.Done()
 	maxLag := time.Duration(b.brokerConfigInt(b.meta.State(), "replica.lag.time.max.ms")) * time.Millisecond
-	tick := time.NewTicker(max(maxLag/4, 50*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, max(maxLag/4, 50*time.Millisecond), func() {
 		now := time.Now()
 		for _, p := range b.localPartitions() {
 			lagging := p.Lagging(now, maxLag)
@@ -98,7 +91,7 @@ func (b *Broker) watchISR(ctx context.Context) {
 			isr = slices.DeleteFunc(isr, func(r int32) bool { return slices.Contains(lagging, r) })
 			b.alterISR(p, isr)
 		}
-	}
+	})
 }
 
 // replicaFetchers copy the partitions this node follows from their leaders: one

@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+// replaceWriteAt makes segment writes go through fn until the returned function (or the
+// end of the test) restores them.
+func replaceWriteAt(t *testing.T, fn func(s *segment, b []byte, pos int64) (int, error)) (restore func()) {
+	orig := writeAt
+	writeAt = fn
+	restore = func() { writeAt = orig }
+	t.Cleanup(restore)
+	return restore
+}
+
 // TestWriteErrorFailsLog: an I/O error on a segment write fails the log: this append and
 // every later one, replicated appends and truncation fail with ErrStorage, Failure says
 // why, and what was written before still reads.
@@ -18,14 +28,12 @@ func TestWriteErrorFailsLog(t *testing.T) {
 	l := openLog(t, t.TempDir(), quietConfig())
 	defer l.Close()
 	mustAppend(t, l, batch(t, 0, 2, 1))
-	orig := writeAt
-	defer func() { writeAt = orig }()
-	writeAt = func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.EIO }
+	restore := replaceWriteAt(t, func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.EIO })
 	_, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{})
 	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("append on a failing disk: %v", err)
 	}
-	writeAt = orig
+	restore()
 	if f := l.Failure(); !errors.Is(f, ErrStorage) || !errors.Is(f, ErrLogFailed) {
 		t.Fatalf("Failure() = %v", f)
 	}
@@ -45,14 +53,12 @@ func TestWriteErrorFailsLog(t *testing.T) {
 func TestDiskFullDoesNotFailLog(t *testing.T) {
 	l := openLog(t, t.TempDir(), quietConfig())
 	defer l.Close()
-	orig := writeAt
-	defer func() { writeAt = orig }()
-	writeAt = func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.ENOSPC }
+	restore := replaceWriteAt(t, func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.ENOSPC })
 	_, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{})
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrStorage) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
-	writeAt = orig
+	restore()
 	if f := l.Failure(); f != nil {
 		t.Fatalf("a full disk failed the log: %v", f)
 	}
