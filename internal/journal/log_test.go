@@ -293,16 +293,14 @@ func TestFailedWriteLeavesLogReadable(t *testing.T) {
 	l := openLog(t, t.TempDir(), quietConfig())
 	defer l.Close()
 	mustAppend(t, l, batch(t, 0, 2, 1))
-	orig := writeAt
-	defer func() { writeAt = orig }()
-	writeAt = func(s *segment, b []byte, pos int64) (int, error) {
+	restore := replaceWriteAt(t, func(s *segment, b []byte, pos int64) (int, error) {
 		n, _ := s.file.WriteAt(b[:len(b)/2], pos) // a short write, as on a full disk
 		return n, syscall.ENOSPC
-	}
+	})
 	if _, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
-	writeAt = orig
+	restore()
 	if _, vals := readAll(t, l, 0); len(vals) != 2 {
 		t.Fatalf("after the failed write the log reads %v", vals)
 	}
