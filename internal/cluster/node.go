@@ -224,6 +224,10 @@ func (n *Node) WaitReady(ctx context.Context) error {
 			return fmt.Errorf("metadata barrier: %w", err)
 		}
 	}
+	// A node rebuilding lost metadata is not ready until it has caught up with the leader.
+	if err := n.waitRebuilt(ctx); err != nil {
+		return err
+	}
 	// With more voters the registration below goes through whichever node leads; propose
 	// returns once this node has applied it, and so everything before it.
 	if n.fsm.state.Load().ClusterID == "" {

@@ -70,3 +70,17 @@ func closeTransport(trans raft.Transport) {
 		c.Close()
 	}
 }
+
+// waitRebuilt returns once the node is not rebuilding its metadata.
+func (n *Node) waitRebuilt(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for n.MetadataRebuilding() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the metadata rebuild: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
