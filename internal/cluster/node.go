@@ -211,14 +211,8 @@ func (n *Node) Changes() <-chan struct{} {
 func (n *Node) WaitReady(ctx context.Context) error {
 	if len(n.cfg.Voters) <= 1 {
 		// A single voter elects itself; the barrier makes it apply the whole log.
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for n.raft.State() != raft.Leader {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for metadata leadership: %w", ctx.Err())
-			case <-tick.C:
-			}
+		if err := pollUntil(ctx, 20*time.Millisecond, func() bool { return n.raft.State() == raft.Leader }); err != nil {
+			return fmt.Errorf("waiting for metadata leadership: %w", err)
 		}
 		if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
 			return fmt.Errorf("metadata barrier: %w", err)

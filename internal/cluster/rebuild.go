@@ -42,21 +42,18 @@ func bootstrapIfNew(rc *raft.Config, cfg Config, store *metaStores, trans raft.T
 // leader that reached it had committed, and marks the node bootstrapped.
 func (n *Node) watchRebuild(ctx context.Context, fsys vfs.FS, metaDir string) {
 	defer n.wg.Done()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if index, ok := n.guard.lift(n.raft.AppliedIndex()); ok {
-			n.cfg.Logger.Info("metadata rebuilt from the leader", "index", index, "votes_refused", n.guard.refused.Load())
-			if err := markBootstrapped(fsys, metaDir, n.cfg.NodeID); err != nil {
-				n.cfg.Logger.Error("bootstrap marker", "err", err)
-			}
-			return
-		}
+	var index uint64
+	caughtUp := func() bool {
+		var ok bool
+		index, ok = n.guard.lift(n.raft.AppliedIndex())
+		return ok
+	}
+	if pollUntil(ctx, 20*time.Millisecond, caughtUp) != nil {
+		return
+	}
+	n.cfg.Logger.Info("metadata rebuilt from the leader", "index", index, "votes_refused", n.guard.refused.Load())
+	if err := markBootstrapped(fsys, metaDir, n.cfg.NodeID); err != nil {
+		n.cfg.Logger.Error("bootstrap marker", "err", err)
 	}
 }
 
@@ -73,12 +70,20 @@ func closeTransport(trans raft.Transport) {
 
 // waitRebuilt returns once the node is not rebuilding its metadata.
 func (n *Node) waitRebuilt(ctx context.Context) error {
-	tick := time.NewTicker(20 * time.Millisecond)
+	if err := pollUntil(ctx, 20*time.Millisecond, func() bool { return !n.MetadataRebuilding() }); err != nil {
+		return fmt.Errorf("waiting for the metadata rebuild: %w", err)
+	}
+	return nil
+}
+
+// pollUntil checks cond every interval until it holds, or returns ctx's error.
+func pollUntil(ctx context.Context, interval time.Duration, cond func() bool) error {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	for n.MetadataRebuilding() {
+	for !cond() {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the metadata rebuild: %w", ctx.Err())
+			return ctx.Err()
 		case <-tick.C:
 		}
 	}
