@@ -118,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc.SnapshotThreshold = 4096
 
 	voters := max(len(cfg.Voters), 1)
-	store, err := openMetaStores(fsys, dir, voters, cfg.Logger, hlog)
+	store, err := openMetaStores(fsys, dir, cfg.NodeID, voters, cfg.Logger, hlog)
 	if err != nil {
 		return nil, err
 	}
