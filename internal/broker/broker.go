@@ -205,7 +205,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	meta, err := cluster.Open(ctx, cluster.Config{NodeID: b.cfg.NodeID, DataDir: b.cfg.DataDir, ControllerAddr: b.cfg.ControllerAddr,
 		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP,
 		HeartbeatInterval: time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.heartbeat.interval.ms")) * time.Millisecond,
-		SessionTimeout:    time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.session.timeout.ms")) * time.Millisecond})
+		SessionTimeout:    time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.session.timeout.ms")) * time.Millisecond,
+		LeaveISROnRestart: b.cfg.Fsync != journal.FsyncAlways})
 	if err != nil {
 		b.wire.Close()
 		return err

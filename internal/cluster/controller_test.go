@@ -26,7 +26,7 @@ func openWithBrokers(t *testing.T, extra ...int32) *Node {
 		t.Fatal(err)
 	}
 	for _, id := range extra {
-		if _, err := n.propose(ctx, "register-broker", cmdRegisterBroker{Broker{ID: id, Host: "127.0.0.1", Port: 9092 + id}}); err != nil {
+		if _, err := n.propose(ctx, "register-broker", cmdRegisterBroker{Broker: Broker{ID: id, Host: "127.0.0.1", Port: 9092 + id}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -100,3 +100,55 @@ func TestReportDamagedReplica(t *testing.T) {
 		t.Fatalf("report for an unknown topic: %v", err)
 	}
 }
+
+// TestRestartLeavesISRWhenWritesMayBeLost: a broker that may have lost acknowledged records
+// in an OS crash (fsync other than always) gives up leadership and its ISR place when it
+// registers again, so a shorter log never leads while others hold the records; a broker
+// that is the only ISR member keeps it, and one with fsync=always keeps everything.
+func TestRestartLeavesISRWhenWritesMayBeLost(t *testing.T) {
+	ctx := ctxFor(t)
+	n := openWithBrokers(t, 2, 3)
+	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "r", Partitions: 3, ReplicationFactor: 3}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "solo", Partitions: 1, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	register := func(id int32, leave bool) {
+		t.Helper()
+		if _, err := n.propose(ctx, "register-broker", cmdRegisterBroker{Broker: Broker{ID: id, Host: "127.0.0.1", Port: 9092 + id}, LeaveISR: leave}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	solo := partitionOf(n, "solo", 0).Leader
+	var led int32 = -1
+	for i := int32(0); i < 3; i++ {
+		if l := partitionOf(n, "r", i).Leader; l != solo {
+			led = l
+		}
+	}
+	if led < 0 {
+		led = partitionOf(n, "r", 0).Leader
+	}
+	before := map[int32]Partition{}
+	for i := int32(0); i < 3; i++ {
+		before[i] = partitionOf(n, "r", i)
+	}
+	register(led, false)
+	for i := int32(0); i < 3; i++ {
+		if p := partitionOf(n, "r", i); p.PartitionEpoch != before[i].PartitionEpoch {
+			t.Fatalf("an fsync=always restart changed %s", describe(p))
+		}
+	}
+	register(led, true)
+	for i := int32(0); i < 3; i++ {
+		p := partitionOf(n, "r", i)
+		if p.Leader == led || slices.Contains(p.ISR, led) || len(p.ISR) != 2 {
+			t.Fatalf("broker %d still leads or is in the ISR after a lossy restart: %s", led, describe(p))
+		}
+	}
+	register(solo, true)
+	if p := partitionOf(n, "solo", 0); p.Leader != solo || !slices.Equal(p.ISR, []int32{solo}) {
+		t.Fatalf("the only replica lost its partition: %s", describe(p))
+	}
+}

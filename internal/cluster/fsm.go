@@ -22,7 +22,10 @@ type command struct {
 
 type (
 	cmdInitCluster    struct{ ClusterID string }
-	cmdRegisterBroker struct{ Broker Broker }
+	cmdRegisterBroker struct {
+		Broker   Broker
+		LeaveISR bool `json:",omitempty"`
+	}
 	// cmdCreateTopic carries either placed Partitions (older logs) or Count and
 	// ReplicationFactor, and then Apply places the replicas.
 	cmdCreateTopic struct {
@@ -131,8 +134,12 @@ func apply(s *State, cmd command) (any, error) {
 			return nil, err
 		}
 		// A (re)starting broker is live again; offline partitions whose ISR holds it get
-		// it as their leader.
+		// it as their leader. One whose logs may have lost acknowledged records first
+		// leaves every ISR that has another live member to lead.
 		b := c.Broker
+		if c.LeaveISR {
+			moveOff(s, b.ID, false)
+		}
 		b.Fenced, b.ShuttingDown = false, false
 		s.Brokers[b.ID] = b
 		electOffline(s)

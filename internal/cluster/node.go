@@ -68,6 +68,11 @@ type Config struct {
 	Logger            *slog.Logger
 	// FS holds the metadata store's files; nil is the operating system's.
 	FS vfs.FS
+	// LeaveISROnRestart is set when this broker's logs may have lost acknowledged records
+	// in an operating-system crash (an fsync policy other than always): at registration it
+	// gives up leaderships and ISR places that another live ISR member can take, and
+	// rejoins the ISR by catching up, as Kafka fences a restarting broker.
+	LeaveISROnRestart bool
 }
 
 // Node is this process's member of the metadata quorum and its view of the metadata.
@@ -246,7 +251,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		return fmt.Errorf("advertised port %q: %w", portStr, err)
 	}
 	b := Broker{ID: n.cfg.NodeID, Host: host, Port: int32(port), HTTPAddr: n.cfg.HTTPAddr}
-	if err := n.proposeIdempotent(ctx, "register-broker", cmdRegisterBroker{b}); err != nil {
+	if err := n.proposeIdempotent(ctx, "register-broker", cmdRegisterBroker{Broker: b, LeaveISR: n.cfg.LeaveISROnRestart}); err != nil {
 		return err
 	}
 	n.startHB.Do(func() {
