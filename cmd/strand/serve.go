@@ -29,13 +29,19 @@ func newServeCmd() *cobra.Command {
 		Long: `Run a Strand node. With no flags: a single node with data in ./strand-data, Kafka on
 127.0.0.1:9092 and HTTP (/healthz, /readyz, /metrics) on 127.0.0.1:8080.
 
---fsync decides what an acknowledgement promises:
-  always    an acknowledged record is on disk (fsynced, group commit); nothing acknowledged
-            is lost on power failure. The default.
-  interval  records are fsynced every second; a power failure can lose up to the last
-            second of acknowledged records (a process crash loses nothing).
-  never     the operating system decides when to write; a power failure can lose any
-            acknowledged record not yet written back (a process crash loses nothing).`,
+--fsync decides what an acknowledgement promises (the metadata log is always fsynced):
+  always    an acknowledged record is on disk (fsynced, group commit; with acks=all on
+            every in-sync replica); nothing acknowledged is lost on power failure, even
+            of every node at once. The default.
+  interval  records are fsynced every second; a power failure of every replica at once
+            (or of a single node) can lose up to the last second of acknowledged records.
+            One node of a cluster losing power loses nothing acknowledged with acks=all:
+            it leaves the ISR on restart and copies back what it lost. A process crash
+            loses nothing.
+  never     the operating system decides when to write; a power failure of every replica
+            at once can lose any acknowledged record not yet written back. One node of a
+            cluster losing power, or a process crash, loses nothing acknowledged with
+            acks=all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var level slog.Level
