@@ -31,7 +31,6 @@ type Log struct {
 	segments  []*segment
 	logStart  int64
 	logEnd    int64
-	unsynced  []*segment // rolled segments not yet fsynced
 	epochs    epochCache
 	producers producerTable
 	changed   chan struct{}
@@ -55,7 +54,7 @@ type pendingDelete struct {
 // is truncated; missing or damaged indexes are rebuilt.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDirDurably(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, logger: cfg.Logger,
@@ -69,6 +68,18 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l.sync = newSyncer(l.logEnd)
 	go l.runSyncer()
 	return l, nil
+}
+
+// makeDirDurably creates dir if needed and, when it did, syncs the parent: until then a
+// power loss could take the new directory, and every segment acknowledged in it, away.
+func makeDirDurably(fs vfs.FS, dir string) error {
+	if vfs.Exists(fs, dir) {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(fs, filepath.Dir(dir))
 }
 
 // Dir is the partition directory.
@@ -135,12 +146,11 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) syncAllLocked() error {
-	for _, s := range append(l.unsynced, l.segments...) {
+	for _, s := range l.segments {
 		if err := s.file.Sync(); err != nil {
 			return fmt.Errorf("sync segment %d: %w", s.base, err)
 		}
 	}
-	l.unsynced = l.unsynced[:0]
 	return nil
 }
 

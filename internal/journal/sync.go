@@ -53,19 +53,16 @@ func (l *Log) runSyncer() {
 	}
 }
 
-// syncOnce fsyncs every file holding unsynced appends and advances the durable offset.
+// syncOnce fsyncs the active segment and advances the durable offset. Only the active
+// segment can hold unsynced appends: a roll fsyncs the segment it closes.
 func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	target := l.logEnd
-	files := append(l.unsynced[:0:0], l.unsynced...)
-	l.unsynced = l.unsynced[:0]
-	if n := len(l.segments); n > 0 {
-		files = append(files, l.segments[n-1])
-	}
+	active := l.segments[len(l.segments)-1]
 	l.mu.Unlock()
 
 	s := l.sync
-	if s.durable() >= target && len(files) <= 1 {
+	if s.durable() >= target {
 		s.mu.Lock()
 		close(s.round)
 		s.round = make(chan struct{})
@@ -73,10 +70,8 @@ func (l *Log) syncOnce() error {
 		return nil
 	}
 	var err error
-	for _, seg := range files {
-		if e := seg.file.Sync(); e != nil && err == nil {
-			err = fmt.Errorf("fsync segment %d: %w", seg.base, e)
-		}
+	if e := active.file.Sync(); e != nil {
+		err = fmt.Errorf("fsync segment %d: %w", active.base, e)
 	}
 	s.mu.Lock()
 	if err != nil {
