@@ -248,6 +248,10 @@ func (l *Log) rollLocked(base int64) error {
 		l.cfg.Logger.Error("journal fsync failed at roll; appends will fail until the log is reopened", "dir", l.dir, "err", err)
 		return l.failed
 	}
+	// Written before the directory sync below, which makes their names durable too.
+	if err := active.writeIndexes(l.fs, l.dir); err != nil {
+		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
+	}
 	seg, err := createSegment(l.fs, l.dir, base, l.cfg.Now().UnixMilli())
 	if err != nil {
 		return err
@@ -257,9 +261,6 @@ func (l *Log) rollLocked(base int64) error {
 		return err
 	}
 	l.segments = append(l.segments, seg)
-	if err := active.writeIndexes(l.fs, l.dir); err != nil {
-		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
-	}
 	if err := l.producers.save(l.fs, l.dir, base); err != nil {
 		l.cfg.Logger.Warn("journal: producer snapshot failed; state will be rebuilt from the log", "dir", l.dir, "err", err)
 	}

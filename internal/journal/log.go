@@ -357,9 +357,18 @@ func (l *Log) recover() error {
 	l.cleaner = loadCleanerState(l.fs, l.dir)
 	l.cleaner.truncateFrom(l.logEnd)
 
-	// Everything now in the log has been validated or was synced before; make it so.
+	// Everything now in the log has been validated or was synced before; make it so. The
+	// closed segments rebuilt above get their indexes back before the checkpoint below
+	// passes them, replacing what the crash may have torn.
 	if err := l.syncAllLocked(); err != nil {
 		return err
+	}
+	for _, s := range l.segments[:len(l.segments)-1] {
+		if s.indexDirty {
+			if err := s.writeIndexes(l.fs, l.dir); err != nil {
+				l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
+			}
+		}
 	}
 	if err := l.epochs.save(l.fs, l.dir); err != nil {
 		return err
