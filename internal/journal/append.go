@@ -245,6 +245,7 @@ func (l *Log) rollLocked(base int64) error {
 	active := l.segments[len(l.segments)-1]
 	if err := active.file.Sync(); err != nil {
 		l.failed = fmt.Errorf("fsync segment %d at roll: %w", active.base, err)
+		l.sync.fail(l.failed)
 		l.cfg.Logger.Error("journal fsync failed at roll; appends will fail until the log is reopened", "dir", l.dir, "err", err)
 		return l.failed
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,6 +265,7 @@ func runMemCrash(t *testing.T, v memCrashVariant, seed uint64) {
 	l.Close()
 	l2, got := reopenChecked(t, cs, memCrashConfig(v.fsync))
 	defer l2.Close()
+	checkNoHoles(t, got)
 
 	logStart, logEnd := l2.LogStartOffset(), l2.LogEndOffset()
 	if logStart < cs.start || (logStart > cs.maxStart && logStart > 0) {
@@ -281,6 +285,19 @@ func runMemCrash(t *testing.T, v memCrashVariant, seed uint64) {
 			t.Errorf("seed %d: acknowledged batch at offset %d lost (log [%d, %d), durable %d)", seed, off, logStart, logEnd, cs.durable)
 		case ok && !bytes.Equal(b, want):
 			t.Errorf("seed %d: batch at offset %d differs from the acknowledged one", seed, off)
+		}
+	}
+}
+
+// checkNoHoles fails when a batch does not start where the one before it ended: with every
+// key unique nothing is compacted away, so a gap is a lost stretch of the log.
+func checkNoHoles(t testing.TB, got map[int64][]byte) {
+	t.Helper()
+	offsets := slices.Sorted(maps.Keys(got))
+	for i := 1; i < len(offsets); i++ {
+		prev := offsets[i-1] + int64(recordCount(got[offsets[i-1]]))
+		if offsets[i] != prev {
+			t.Fatalf("hole in the recovered log: a batch ends at %d, the next starts at %d", prev, offsets[i])
 		}
 	}
 }
@@ -334,6 +351,7 @@ func TestMemCrashDuringTruncate(t *testing.T) {
 		l.Close()
 
 		l2, got := reopenChecked(t, cs, memCrashConfig(FsyncAlways))
+		checkNoHoles(t, got)
 		end := l2.LogEndOffset()
 		l2.Close()
 		for off, want := range before {
@@ -355,6 +373,51 @@ func TestMemCrashDuringTruncate(t *testing.T) {
 			if b, ok := got[off]; !ok || !bytes.Equal(b, want) {
 				t.Fatalf("seed %d: batch at %d acknowledged after the truncation lost (log end %d)", seed, off, end)
 			}
+		}
+	}
+}
+
+// TestMemCrashDuringRecoveryOfDamage cuts a closed segment in the middle of a batch behind
+// the log's back, then crashes at every step of the Open that repairs it: whatever step
+// the crash hits, the next Open finds a prefix of the log ending inside the damaged
+// segment, with no later segment left behind a hole.
+func TestMemCrashDuringRecoveryOfDamage(t *testing.T) {
+	for step := 1; ; step++ {
+		m := memDataDir(t)
+		cfg := memCrashConfig(FsyncAlways)
+		cfg.FS = m
+		l := openLog(t, memCrashDir, cfg)
+		for i := range 40 {
+			mustAppend(t, l, batch(t, i, 2, 1))
+		}
+		segs := l.Segments()
+		l.Close()
+		victim := segs[1]
+		f, err := m.OpenFile(filepath.Join(memCrashDir, segmentName(victim.BaseOffset, ".log")), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(victim.Size - 7)
+		f.Sync()
+		f.Close()
+
+		var crashed *vfs.Mem
+		cp := &crashPointFS{FS: m, at: step, fire: func() { crashed = m.CrashClone() }}
+		cfg.FS = cp
+		l = openLog(t, memCrashDir, cfg)
+		l.Close()
+		if crashed == nil {
+			return // the crash point lay past the whole recovery: every step was tried
+		}
+		cfg.FS = crashed
+		l2 := openLog(t, memCrashDir, cfg)
+		after := l2.Segments()
+		end := l2.LogEndOffset()
+		logContents(t, "recovered", l2)
+		l2.Close()
+		if last := after[len(after)-1]; last.BaseOffset > victim.BaseOffset || end >= victim.NextOffset {
+			t.Fatalf("crash at step %d of recovery: segments %+v remain, log ends at %d; the damaged segment held [%d, %d)",
+				step, after, end, victim.BaseOffset, victim.NextOffset)
 		}
 	}
 }

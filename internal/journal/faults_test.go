@@ -236,3 +236,35 @@ func TestFaultSegmentTruncatedBehindTheLogsBack(t *testing.T) {
 		t.Fatal("reopened log is empty")
 	}
 }
+
+// TestFaultSyncEIOAtRoll: the fsync of the segment a roll closes fails. The append that
+// rolled fails, and nothing in flight is acknowledged afterwards, since a later fsync could
+// succeed without the pages the failed one lost.
+func TestFaultSyncEIOAtRoll(t *testing.T) {
+	m := memDataDir(t)
+	faulty := vfs.NewFaulty(m)
+	cfg := memCrashConfig(FsyncNever) // only rolls and Close fsync segments
+	cfg.FS = faulty
+	l := openLog(t, memCrashDir, cfg)
+	defer l.Close()
+	faulty.Inject(vfs.Rule{Ops: vfs.OpSync, Path: ".log", Times: 1})
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = l.Append(context.Background(), batch(t, i, 2, 1), AppendOptions{})
+	}
+	if !errors.Is(err, syscall.EIO) || faulty.Fired() != 1 {
+		t.Fatalf("append whose roll fsync failed: %v (faults fired %d), want EIO", err, faulty.Fired())
+	}
+	if len(l.Segments()) != 1 {
+		t.Fatalf("the failed roll left %d segments, want 1", len(l.Segments()))
+	}
+	l.sync.mu.Lock()
+	syncErr := l.sync.err
+	l.sync.mu.Unlock()
+	if !errors.Is(syncErr, syscall.EIO) {
+		t.Fatalf("the syncer's sticky error after a failed roll fsync is %v, want EIO", syncErr)
+	}
+	if _, err := l.Append(context.Background(), batch(t, 0, 2, 1), AppendOptions{}); !errors.Is(err, ErrLogFailed) {
+		t.Fatalf("append after a failed roll fsync: %v, want ErrLogFailed", err)
+	}
+}

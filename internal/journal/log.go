@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -316,14 +317,12 @@ func (l *Log) recover() error {
 			level = "corrupt batch"
 		}
 		l.cfg.Logger.Warn("journal recovery: truncating "+level, "dir", l.dir, "segment", s.base, "position", res.validEnd, "below_recovery_point", !verify, "err", broken)
+		if err := l.dropSegmentsAfter(i); err != nil {
+			return err
+		}
 		if err := s.truncateTo(res.validEnd, l.cfg.IndexIntervalBytes); err != nil {
 			return err
 		}
-		for _, later := range l.segments[i+1:] {
-			later.file.Close()
-			l.fs.Remove(later.path)
-		}
-		l.segments = l.segments[:i+1]
 		if res.validEnd == 0 && i > 0 {
 			s.file.Close()
 			l.fs.Remove(s.path)
@@ -374,6 +373,25 @@ func (l *Log) recover() error {
 		return err
 	}
 	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: l.logEnd, logStartOffset: l.logStart})
+}
+
+// dropSegmentsAfter deletes the segments after segment i during recovery, newest first, and
+// syncs the directory before the caller cuts segment i: were the cut to reach the disk and
+// the deletions not, the next Open would find them after the shortened segment, with a hole
+// of lost records between that it could not tell from a compaction gap.
+func (l *Log) dropSegmentsAfter(i int) error {
+	later := l.segments[i+1:]
+	if len(later) == 0 {
+		return nil
+	}
+	for j := len(later) - 1; j >= 0; j-- {
+		later[j].file.Close()
+		if err := l.fs.Remove(later[j].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove segment %d after a damaged one: %w", later[j].base, err)
+		}
+	}
+	l.segments = l.segments[:i+1]
+	return syncDir(l.fs, l.dir)
 }
 
 // scanHeaders calls visit with the header of every batch at or after offset, in order.

@@ -32,6 +32,19 @@ func (s *syncer) durable() int64 {
 	return s.synced
 }
 
+// fail records an fsync error met outside the syncer (at a roll) and wakes the waiters:
+// once an fsync has failed, a later one may succeed without the lost pages, so nothing
+// more is acknowledged.
+func (s *syncer) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	close(s.round)
+	s.round = make(chan struct{})
+}
+
 // run is the syncer goroutine, owned by the Log and stopped by Close.
 func (l *Log) runSyncer() {
 	s := l.sync
