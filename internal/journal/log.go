@@ -336,7 +336,10 @@ func (l *Log) recover() error {
 	if l.logStart > l.logEnd {
 		l.logStart = l.logEnd
 	}
+	// The deletion timers of the segments this retires take the lock, even during recovery.
+	l.mu.Lock()
 	l.dropSegmentsBelowStartLocked()
+	l.mu.Unlock()
 
 	if ep, ok := loadEpochs(l.fs, l.dir); ok {
 		l.epochs = ep
