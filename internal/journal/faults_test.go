@@ -70,13 +70,20 @@ func TestFaultWriteEIOFailsAppendAndKeepsLog(t *testing.T) {
 	if res := mustAppend(t, l, batch(t, 3, 2, 1)); res.BaseOffset != 6 {
 		t.Fatalf("next append at %d, want 6", res.BaseOffset)
 	}
+	if n := recordsAfterReopen(t, l, cfg, m); n != 8 {
+		t.Fatalf("reopened log reads %d records, want 8", n)
+	}
+}
+
+// recordsAfterReopen closes l, reopens its directory on fs and counts the records there.
+func recordsAfterReopen(t *testing.T, l *Log, cfg Config, fs vfs.FS) int {
+	t.Helper()
 	l.Close()
-	cfg.FS = m
+	cfg.FS = fs
 	l2 := openLog(t, memCrashDir, cfg)
 	defer l2.Close()
-	if _, vals := readAll(t, l2, 0); len(vals) != 8 {
-		t.Fatalf("reopened log reads %d records, want 8", len(vals))
-	}
+	_, vals := readAll(t, l2, 0)
+	return len(vals)
 }
 
 func TestFaultSyncEIOIsNotAcknowledged(t *testing.T) {
@@ -97,12 +104,8 @@ func TestFaultSyncEIOIsNotAcknowledged(t *testing.T) {
 	if d := l.DurableOffset(); d != 6 {
 		t.Fatalf("durable offset %d after a failed fsync, want 6", d)
 	}
-	l.Close()
-	cfg.FS = m.CrashClone()
-	l2 := openLog(t, memCrashDir, cfg)
-	defer l2.Close()
-	if _, vals := readAll(t, l2, 0); len(vals) != 6 {
-		t.Fatalf("after a crash the log reads %d records, want the 6 synced", len(vals))
+	if n := recordsAfterReopen(t, l, cfg, m.CrashClone()); n != 6 {
+		t.Fatalf("after a crash the log reads %d records, want the 6 synced", n)
 	}
 }
 
