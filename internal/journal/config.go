@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // FsyncPolicy says when appended bytes are forced to disk.
@@ -15,9 +16,14 @@ type FsyncPolicy int
 const (
 	// FsyncAlways: an append returns only after its bytes are fsynced (group commit).
 	FsyncAlways FsyncPolicy = iota
-	// FsyncInterval: bytes are fsynced every Config.FsyncInterval; a power loss may lose that much.
+	// FsyncInterval: bytes are fsynced every Config.FsyncInterval. A power loss may lose
+	// the records appended since the last completed fsync round (about one interval plus
+	// one fsync), all of them in the active segment: a roll fsyncs the segment it closes.
+	// The log reopens as a valid prefix of what was appended, never with a hole.
 	FsyncInterval
-	// FsyncNever: the operating system decides; fsync only on roll and clean close.
+	// FsyncNever: the operating system decides; fsync only on roll and clean close. A
+	// power loss may lose every record appended to the active segment since it was
+	// started, or since the last clean close; the log reopens as a valid prefix.
 	FsyncNever
 )
 
@@ -59,6 +65,8 @@ type Config struct {
 	CheckpointInterval time.Duration
 	Now                func() time.Time
 	Logger             *slog.Logger
+	// FS holds the log's files; nil is the operating system's. Fixed at Open.
+	FS vfs.FS
 }
 
 // DefaultConfig returns Kafka's defaults and fsync=always (DESIGN D4).
@@ -102,6 +110,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	c.FS = vfs.Or(c.FS)
 	return c
 }
 

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"github.com/strand-data/strand/internal/vfs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -156,7 +157,7 @@ func TestPeriodicRecoveryPointCheckpoint(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		cp, ok := readCheckpoint(dir)
+		cp, ok := readCheckpoint(vfs.OS{}, dir)
 		if ok && cp.recoveryPoint == 10 {
 			break
 		}

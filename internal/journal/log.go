@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Log is one partition's log on disk. All methods are safe for concurrent use; reads never
 // wait for appends.
 type Log struct {
 	dir string
+	fs  vfs.FS // fixed at Open
 
 	// Fixed at Open, read without the lock.
 	fsync              FsyncPolicy
@@ -31,7 +33,6 @@ type Log struct {
 	segments  []*segment
 	logStart  int64
 	logEnd    int64
-	unsynced  []*segment // rolled segments not yet fsynced
 	epochs    epochCache
 	producers producerTable
 	changed   chan struct{}
@@ -57,10 +58,10 @@ type pendingDelete struct {
 // is truncated; missing or damaged indexes are rebuilt.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDirDurably(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
+	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
 		logger: cfg.Logger, changed: make(chan struct{}), producers: producerTable{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
@@ -73,6 +74,18 @@ func Open(dir string, cfg Config) (*Log, error) {
 	return l, nil
 }
 
+// makeDirDurably creates dir if needed and, when it did, syncs the parent: until then a
+// power loss could take the new directory, and every segment acknowledged in it, away.
+func makeDirDurably(fs vfs.FS, dir string) error {
+	if vfs.Exists(fs, dir) {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(fs, filepath.Dir(dir))
+}
+
 // Dir is the partition directory.
 func (l *Log) Dir() string { return l.dir }
 
@@ -81,7 +94,7 @@ func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfg.Fsync, cfg.FsyncInterval = l.cfg.Fsync, l.cfg.FsyncInterval
+	cfg.Fsync, cfg.FsyncInterval, cfg.FS = l.cfg.Fsync, l.cfg.FsyncInterval, l.fs
 	l.cfg = cfg
 }
 
@@ -109,12 +122,12 @@ func (l *Log) Close() error {
 			l.sync.synced = l.logEnd
 			for _, s := range l.segments {
 				if s.indexDirty {
-					if err := s.writeIndexes(l.dir); err != nil {
+					if err := s.writeIndexes(l.fs, l.dir); err != nil {
 						errs = append(errs, err)
 					}
 				}
 			}
-			if err := l.producers.save(l.dir, l.logEnd); err != nil {
+			if err := l.producers.save(l.fs, l.dir, l.logEnd); err != nil {
 				errs = append(errs, err)
 			}
 			if err := l.saveCheckpointLocked(); err != nil {
@@ -125,7 +138,7 @@ func (l *Log) Close() error {
 	for _, p := range l.deleting {
 		if p.timer.Stop() {
 			p.seg.file.Close()
-			os.Remove(p.seg.path + ".deleted")
+			l.fs.Remove(p.seg.path + ".deleted")
 		}
 	}
 	for _, s := range l.segments {
@@ -137,12 +150,11 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) syncAllLocked() error {
-	for _, s := range append(l.unsynced, l.segments...) {
+	for _, s := range l.segments {
 		if err := s.file.Sync(); err != nil {
 			return fmt.Errorf("sync segment %d: %w", s.base, err)
 		}
 	}
-	l.unsynced = l.unsynced[:0]
 	return nil
 }
 
@@ -238,10 +250,10 @@ func (l *Log) Producer(id int64) (ProducerState, bool) {
 // recover loads the directory's segments and checkpoints and repairs what an unclean stop
 // left behind. Runs before the Log is shared.
 func (l *Log) recover() error {
-	if err := recoverSwaps(l.dir); err != nil {
+	if err := recoverSwaps(l.fs, l.dir); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(l.dir)
+	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -250,7 +262,7 @@ func (l *Log) recover() error {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, ".deleted"), strings.HasSuffix(name, ".tmp"):
-			os.Remove(filepath.Join(l.dir, name))
+			l.fs.Remove(filepath.Join(l.dir, name))
 		default:
 			if base, ok := parseSegmentName(name, ".log"); ok {
 				bases = append(bases, base)
@@ -258,22 +270,22 @@ func (l *Log) recover() error {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	cp, haveCP := readCheckpoint(l.dir)
-	if !haveCP && !checkpointMissing(l.dir) {
+	cp, haveCP := readCheckpoint(l.fs, l.dir)
+	if !haveCP && !checkpointMissing(l.fs, l.dir) {
 		l.cfg.Logger.Warn("journal checkpoint damaged; validating every segment", "dir", l.dir)
 	}
 	if len(bases) == 0 {
-		s, err := createSegment(l.dir, cp.logStartOffset, l.cfg.Now().UnixMilli())
+		s, err := createSegment(l.fs, l.dir, cp.logStartOffset, l.cfg.Now().UnixMilli())
 		if err != nil {
 			return err
 		}
 		l.segments = []*segment{s}
-		if err := syncDir(l.dir); err != nil {
+		if err := syncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
 	for _, base := range bases {
-		s, err := openSegment(l.dir, base)
+		s, err := openSegment(l.fs, l.dir, base)
 		if err != nil {
 			return err
 		}
@@ -291,7 +303,7 @@ func (l *Log) recover() error {
 	for i := 0; i < len(l.segments); i++ {
 		s := l.segments[i]
 		verify := i >= verifyFrom
-		if !verify && s.loadIndexes(l.dir) {
+		if !verify && s.loadIndexes(l.fs, l.dir) {
 			continue
 		}
 		res := s.rebuild(l.cfg.IndexIntervalBytes, verify, nil)
@@ -308,17 +320,15 @@ func (l *Log) recover() error {
 			level = "corrupt batch"
 		}
 		l.cfg.Logger.Warn("journal recovery: truncating "+level, "dir", l.dir, "segment", s.base, "position", res.validEnd, "below_recovery_point", !verify, "err", broken)
+		if err := l.dropSegmentsAfter(i); err != nil {
+			return err
+		}
 		if err := s.truncateTo(res.validEnd, l.cfg.IndexIntervalBytes); err != nil {
 			return err
 		}
-		for _, later := range l.segments[i+1:] {
-			later.file.Close()
-			os.Remove(later.path)
-		}
-		l.segments = l.segments[:i+1]
 		if res.validEnd == 0 && i > 0 {
 			s.file.Close()
-			os.Remove(s.path)
+			l.fs.Remove(s.path)
 			l.segments = l.segments[:i]
 		}
 		break
@@ -329,9 +339,12 @@ func (l *Log) recover() error {
 	if l.logStart > l.logEnd {
 		l.logStart = l.logEnd
 	}
+	// The deletion timers of the segments this retires take the lock, even during recovery.
+	l.mu.Lock()
 	l.dropSegmentsBelowStartLocked()
+	l.mu.Unlock()
 
-	if ep, ok := loadEpochs(l.dir); ok {
+	if ep, ok := loadEpochs(l.fs, l.dir); ok {
 		l.epochs = ep
 	} else {
 		l.scanHeaders(l.segments[0].base, func(h record.Header) { l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) })
@@ -339,21 +352,30 @@ func (l *Log) recover() error {
 	l.epochs.truncateFrom(l.logEnd)
 	l.epochs.truncateBefore(l.logStart)
 
-	table, snapAt := loadLatestSnapshot(l.dir, l.logEnd)
+	table, snapAt := loadLatestSnapshot(l.fs, l.dir, l.logEnd)
 	if snapAt < 0 {
 		snapAt = l.segments[0].base
 	}
 	l.producers = table
 	l.scanHeaders(snapAt, l.producers.update)
 
-	l.cleaner = loadCleanerState(l.dir)
+	l.cleaner = loadCleanerState(l.fs, l.dir)
 	l.cleaner.truncateFrom(l.logEnd)
 
-	// Everything now in the log has been validated or was synced before; make it so.
+	// Everything now in the log has been validated or was synced before; make it so. The
+	// closed segments rebuilt above get their indexes back before the checkpoint below
+	// passes them, replacing what the crash may have torn.
 	if err := l.syncAllLocked(); err != nil {
 		return err
 	}
-	if err := l.epochs.save(l.dir); err != nil {
+	for _, s := range l.segments[:len(l.segments)-1] {
+		if s.indexDirty {
+			if err := s.writeIndexes(l.fs, l.dir); err != nil {
+				l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
+			}
+		}
+	}
+	if err := l.epochs.save(l.fs, l.dir); err != nil {
 		return err
 	}
 	rp := l.logEnd
@@ -364,7 +386,26 @@ func (l *Log) recover() error {
 		rp = cp.recoveryPoint
 	}
 	l.checkpointed = rp
-	return writeCheckpoint(l.dir, checkpoint{recoveryPoint: rp, logStartOffset: l.logStart})
+	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: rp, logStartOffset: l.logStart})
+}
+
+// dropSegmentsAfter deletes the segments after segment i during recovery, newest first, and
+// syncs the directory before the caller cuts segment i: were the cut to reach the disk and
+// the deletions not, the next Open would find them after the shortened segment, with a hole
+// of lost records between that it could not tell from a compaction gap.
+func (l *Log) dropSegmentsAfter(i int) error {
+	later := l.segments[i+1:]
+	if len(later) == 0 {
+		return nil
+	}
+	for j := len(later) - 1; j >= 0; j-- {
+		later[j].file.Close()
+		if err := l.fs.Remove(later[j].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove segment %d after a damaged one: %w", later[j].base, err)
+		}
+	}
+	l.segments = l.segments[:i+1]
+	return syncDir(l.fs, l.dir)
 }
 
 // scanHeaders calls visit with the header of every batch at or after offset, in order.

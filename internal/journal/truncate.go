@@ -2,7 +2,6 @@ package journal
 
 import (
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -46,11 +45,11 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.producers.truncateFrom(l.logEnd)
 	l.cleaner.truncateFrom(l.logEnd)
-	if snaps := snapshotOffsets(l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
-		loadLatestSnapshot(l.dir, l.logEnd) // removes snapshots past the new end
+	if snaps := snapshotOffsets(l.fs, l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
+		loadLatestSnapshot(l.fs, l.dir, l.logEnd) // removes snapshots past the new end
 	}
 	if l.epochs.truncateFrom(l.logEnd) {
-		if err := l.epochs.save(l.dir); err != nil {
+		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -87,7 +86,7 @@ func (l *Log) advanceStartLocked(offset int64) error {
 		return err
 	}
 	if l.epochs.truncateBefore(offset) {
-		if err := l.epochs.save(l.dir); err != nil {
+		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -117,7 +116,7 @@ func (l *Log) removeSegmentLocked(i int) error {
 	if err := l.retireSegmentLocked(s); err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return err
 	}
 	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
@@ -128,23 +127,17 @@ func (l *Log) removeSegmentLocked(i int) error {
 // schedules the file's close and removal after FileDeleteDelay. The caller takes it out of
 // l.segments and fsyncs the directory.
 func (l *Log) retireSegmentLocked(s *segment) error {
-	if err := os.Rename(s.path, s.path+".deleted"); err != nil {
+	if err := l.fs.Rename(s.path, s.path+".deleted"); err != nil {
 		return fmt.Errorf("delete segment %d: %w", s.base, err)
 	}
 	offPath, timePath := s.indexPaths(l.dir)
-	os.Remove(offPath)
-	os.Remove(timePath)
-	for j, u := range l.unsynced {
-		if u == s {
-			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
-			break
-		}
-	}
+	l.fs.Remove(offPath)
+	l.fs.Remove(timePath)
 	deletedPath := s.path + ".deleted"
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {
 		s.file.Close()
-		os.Remove(deletedPath)
+		l.fs.Remove(deletedPath)
 		l.mu.Lock()
 		for j, q := range l.deleting {
 			if q == p {
