@@ -207,7 +207,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer func() { stopHTTP(); <-httpDone }()
 
 	meta, err := cluster.Open(ctx, cluster.Config{NodeID: b.cfg.NodeID, DataDir: b.cfg.DataDir, ControllerAddr: b.cfg.ControllerAddr,
-		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP,
+		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP, FS: b.cfg.FS,
 		HeartbeatInterval: time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.heartbeat.interval.ms")) * time.Millisecond,
 		SessionTimeout:    time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.session.timeout.ms")) * time.Millisecond,
 		LeaveISROnRestart: b.cfg.Fsync != journal.FsyncAlways})

@@ -38,7 +38,10 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t *testing.T, n int) *testCluster { return startClusterWith(t, n, nil) }
+
+// startClusterWith starts n nodes after edit has adjusted each node's config.
+func startClusterWith(t *testing.T, n int, edit func(i int, cfg *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
 	var voters []cluster.Voter
@@ -58,11 +61,21 @@ func startCluster(t *testing.T, n int) *testCluster {
 		}
 		noDelay := time.Duration(0)
 		cfg.GroupInitialRebalanceDelay = &noDelay
+		if edit != nil {
+			edit(i-1, &cfg)
+		}
 		c.cfgs = append(c.cfgs, cfg)
 		c.brokers = append(c.brokers, nil)
 		c.stops = append(c.stops, nil)
 	}
-	// Voters wait for each other, so all start at once.
+	c.startAll()
+	return c
+}
+
+// startAll starts every node at once: voters wait for each other.
+func (c *testCluster) startAll() {
+	t, n := c.t, len(c.cfgs)
+	t.Helper()
 	errs := make(chan error, n)
 	for i := range c.cfgs {
 		go func() { errs <- c.start(i) }()
@@ -72,7 +85,6 @@ func startCluster(t *testing.T, n int) *testCluster {
 			t.Fatal(err)
 		}
 	}
-	return c
 }
 
 func (c *testCluster) start(i int) error {

@@ -134,7 +134,7 @@ func moveAside(fsys vfs.FS, metaDir, storeDir string) (string, error) {
 	for i := 1; vfs.Exists(fsys, aside); i++ {
 		aside = filepath.Join(metaDir, fmt.Sprintf("damaged-%d-%d", time.Now().Unix(), i))
 	}
-	if err := fsys.MkdirAll(aside, 0o755); err != nil {
+	if err := vfs.MkdirAllDurably(fsys, aside, 0o755); err != nil {
 		return "", err
 	}
 	if err := fsys.Rename(storeDir, filepath.Join(aside, storeDirName)); err != nil {

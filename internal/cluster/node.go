@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	fsys := vfs.Or(cfg.FS)
 	dir := filepath.Join(cfg.DataDir, "meta")
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurably(fsys, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("metadata dir: %w", err)
 	}
 	logOut := &slogWriter{log: cfg.Logger.With("component", "raft")}

@@ -58,7 +58,7 @@ type pendingDelete struct {
 // is truncated; missing or damaged indexes are rebuilt.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := makeDirDurably(cfg.FS, dir); err != nil {
+	if err := vfs.MkdirAllDurably(cfg.FS, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
@@ -72,18 +72,6 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l.sync = newSyncer(l.logEnd)
 	go l.runSyncer()
 	return l, nil
-}
-
-// makeDirDurably creates dir if needed and, when it did, syncs the parent: until then a
-// power loss could take the new directory, and every segment acknowledged in it, away.
-func makeDirDurably(fs vfs.FS, dir string) error {
-	if vfs.Exists(fs, dir) {
-		return nil
-	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return syncDir(fs, filepath.Dir(dir))
 }
 
 // Dir is the partition directory.

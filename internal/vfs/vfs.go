@@ -101,3 +101,28 @@ func Exists(fs FS, name string) bool {
 	_, err := fs.Stat(name)
 	return !errors.Is(err, os.ErrNotExist)
 }
+
+// MkdirAllDurably creates dir and any missing parents and syncs the parent of each directory
+// it created, so that the new directories survive a crash: a directory entry, like a file's,
+// is durable only once its parent directory is synced.
+func MkdirAllDurably(fs FS, dir string, perm os.FileMode) error {
+	var created []string
+	for d := filepath.Clean(dir); !Exists(fs, d); d = filepath.Dir(d) {
+		created = append(created, d)
+		if parent := filepath.Dir(d); parent == d {
+			break
+		}
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := fs.SyncDir(filepath.Dir(created[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}

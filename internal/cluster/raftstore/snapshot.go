@@ -55,7 +55,7 @@ func OpenSnapshots(dir string, opts Options) (*SnapshotStore, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurably(s.fs, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("snapshot dir: %w", err)
 	}
 	if _, err := s.list(true); err != nil {

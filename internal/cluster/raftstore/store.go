@@ -56,7 +56,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurably(s.fs, dir, 0o755); err != nil {
 		return nil, fmt.Errorf("metadata store dir: %w", err)
 	}
 	var err error
