@@ -27,12 +27,14 @@ import (
 
 // Options configure a cluster.
 type Options struct {
-	Nodes         int            // 1, 3 or 5
-	Netns         bool           // each node in a network namespace of its own (needs root)
-	Fsync         string         // "" means always
-	BrokerConfigs []string       // name=value, passed to every node as --broker-config
-	DataDirs      map[int]string // per node index: a data dir to use instead of a fresh one
-	ReadyTimeout  time.Duration  // "" means 60s
+	Nodes         int              // 1, 3 or 5
+	Netns         bool             // each node in a network namespace of its own (needs root)
+	Fsync         string           // "" means always
+	BrokerConfigs []string         // name=value, passed to every node as --broker-config
+	DataDirs      map[int]string   // per node index: a data dir to use instead of a fresh one
+	ReadyTimeout  time.Duration    // "" means 60s
+	Args          []string         // extra `strand serve` flags for every node
+	NodeArgs      map[int][]string // per node index: extra flags for that node only
 }
 
 // Cluster is N `strand serve` processes forming one cluster, every node a metadata voter.
@@ -199,6 +201,7 @@ func (n *Node) spawn() error {
 	for _, kv := range n.c.opts.BrokerConfigs {
 		args = append(args, "--broker-config", kv)
 	}
+	args = append(append(args, n.c.opts.Args...), n.c.opts.NodeArgs[n.Index]...)
 	bin := strandBinary(n.c.t)
 	var cmd *exec.Cmd
 	if n.ns != "" {
