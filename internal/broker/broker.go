@@ -26,6 +26,7 @@ import (
 	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Config is a node's configuration; DefaultConfig fills DESIGN §3's defaults.
@@ -60,6 +61,9 @@ type Config struct {
 	// HTTPRoutes are extra handlers for the HTTP listener by pattern ("POST /v1/..."), for
 	// endpoints that serve adds only when asked (test-only fault injection).
 	HTTPRoutes map[string]http.Handler
+	// FS holds the partitions' journal files; nil is the operating system's. Tests use an
+	// in-memory or fault-injecting one.
+	FS vfs.FS
 }
 
 // ValidateStaticConfigs checks names and values of static broker configs.
@@ -377,6 +381,7 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c := journal.DefaultConfig()
 	c.Logger = b.log
 	c.Fsync = b.cfg.Fsync
+	c.FS = b.cfg.FS
 	c.SegmentBytes = s.TopicConfigInt(topic, "segment.bytes")
 	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // fetchBody is a Fetch response encoded by hand so that record bytes go from segment files
@@ -191,23 +192,22 @@ func (f *fetchBody) WriteBody(w io.Writer, head net.Buffers) error {
 }
 
 // sendFile copies a file range to w and says how many bytes went by sendfile and how many
-// were copied through user space. To a TCP connection it uses sendfile(2) with an explicit
-// offset, so concurrent fetches of one segment never share a file position; any other
-// writer (tests) gets a plain copy.
+// were copied through user space. When the file has an OS descriptor and w is a TCP
+// connection it uses sendfile(2) with an explicit offset, so concurrent fetches of one
+// segment never share a file position; any other pair (tests, in-memory file systems) is
+// copied through a pooled buffer.
 func sendFile(w io.Writer, r journal.FileRange) (sent, copied int64, err error) {
-	tc, ok := w.(*net.TCPConn)
-	if !ok {
-		n, err := io.Copy(w, io.NewSectionReader(r.File, r.Pos, r.Len))
-		if err == nil && n != r.Len {
-			err = fmt.Errorf("segment shorter than expected: %d of %d bytes", n, r.Len)
-		}
-		return 0, n, err
+	tc, isTCP := w.(*net.TCPConn)
+	fd, hasFd := r.File.(vfs.Fder)
+	if !isTCP || !hasFd {
+		copied, err = copyRange(w, r)
+		return 0, copied, err
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return 0, 0, err
 	}
-	src := int(r.File.Fd())
+	src := int(fd.Fd())
 	off, remaining := r.Pos, r.Len
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {

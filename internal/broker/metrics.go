@@ -49,7 +49,7 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 	}
 	m.fetchSent = &fetchSendCounters{
 		sendfile: prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_sendfile_bytes_total", Help: "Fetch record bytes sent with sendfile(2), straight from the page cache."}),
-		copied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_copied_bytes_total", Help: "Fetch record bytes copied through user space (connections sendfile cannot serve)."}),
+		copied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_copied_bytes_total", Help: "Fetch record bytes copied through user space (connections or files sendfile cannot serve)."}),
 	}
 	reg.MustRegister(m.fetchSent.sendfile, m.fetchSent.copied)
 	m.cleanerPasses = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_passes_total", Help: "Log cleaner passes that rewrote segments."})

@@ -189,7 +189,7 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	}
 	seg := l.segments[len(l.segments)-1]
 	pos := seg.size.Load()
-	if _, err := writeAt(seg, batches, pos); err != nil {
+	if _, err := seg.file.WriteAt(batches, pos); err != nil {
 		if terr := seg.file.Truncate(pos); terr != nil {
 			l.failed = fmt.Errorf("write failed (%v) and could not be undone: %w", err, terr)
 			l.cfg.Logger.Error("journal append failed and the partial write could not be removed", "dir", l.dir, "err", l.failed)
@@ -201,7 +201,7 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 		epochChanged = l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) || epochChanged
 	}
 	if epochChanged {
-		if err := l.epochs.save(l.dir); err != nil {
+		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			l.cfg.Logger.Warn("journal: saving leader epochs failed; they will be rebuilt on open", "dir", l.dir, "err", err)
 		}
 	}
@@ -216,9 +216,6 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	l.notifyLocked()
 	return nil
 }
-
-// writeAt is the one place segment bytes are written; tests replace it to inject faults.
-var writeAt = func(s *segment, b []byte, pos int64) (int, error) { return s.file.WriteAt(b, pos) }
 
 // maybeRollLocked starts a new segment at base when the active one is full by size or age,
 // or when the append would overflow the index's 32-bit relative offsets or positions.
@@ -241,22 +238,22 @@ func (l *Log) maybeRollLocked(base, size, next int64, now int64) error {
 
 func (l *Log) rollLocked(base int64) error {
 	active := l.segments[len(l.segments)-1]
-	seg, err := createSegment(l.dir, base, l.cfg.Now().UnixMilli())
+	seg, err := createSegment(l.fs, l.dir, base, l.cfg.Now().UnixMilli())
 	if err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		seg.file.Close()
 		return err
 	}
 	l.segments = append(l.segments, seg)
 	l.unsynced = append(l.unsynced, active)
-	if err := active.writeIndexes(l.dir); err != nil {
+	if err := active.writeIndexes(l.fs, l.dir); err != nil {
 		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
 	}
-	if err := l.producers.save(l.dir, base); err != nil {
+	if err := l.producers.save(l.fs, l.dir, base); err != nil {
 		l.cfg.Logger.Warn("journal: producer snapshot failed; state will be rebuilt from the log", "dir", l.dir, "err", err)
 	}
-	pruneSnapshots(l.dir, 3)
+	pruneSnapshots(l.fs, l.dir, 3)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 const checkpointFile = "checkpoint"
@@ -16,8 +18,8 @@ type checkpoint struct {
 	logStartOffset int64
 }
 
-func readCheckpoint(dir string) (checkpoint, bool) {
-	b, err := readChecked(filepath.Join(dir, checkpointFile))
+func readCheckpoint(fs vfs.FS, dir string) (checkpoint, bool) {
+	b, err := readChecked(fs, filepath.Join(dir, checkpointFile))
 	if err != nil || len(b) != 17 || b[0] != 1 {
 		return checkpoint{}, false
 	}
@@ -27,16 +29,16 @@ func readCheckpoint(dir string) (checkpoint, bool) {
 	}, true
 }
 
-func writeCheckpoint(dir string, c checkpoint) error {
+func writeCheckpoint(fs vfs.FS, dir string, c checkpoint) error {
 	b := []byte{1} // version
 	b = binary.BigEndian.AppendUint64(b, uint64(c.recoveryPoint))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.logStartOffset))
-	return writeChecked(dir, checkpointFile, b)
+	return writeChecked(fs, dir, checkpointFile, b)
 }
 
 // checkpointMissing tells a fresh directory from a damaged checkpoint, for the log message.
-func checkpointMissing(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, checkpointFile))
+func checkpointMissing(fs vfs.FS, dir string) bool {
+	_, err := fs.Stat(filepath.Join(dir, checkpointFile))
 	return errors.Is(err, os.ErrNotExist)
 }
 
@@ -45,7 +47,7 @@ func (l *Log) saveCheckpointLocked() error {
 	if c.recoveryPoint > l.logEnd {
 		c.recoveryPoint = l.logEnd
 	}
-	if err := writeCheckpoint(l.dir, c); err != nil {
+	if err := writeCheckpoint(l.fs, l.dir, c); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return nil

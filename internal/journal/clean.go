@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Compaction is a partition's cleanup.policy=compact settings (its topic configs).
@@ -218,7 +218,7 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats
 	state := l.cleaner.encode()
 	l.dropSegmentsBelowStartLocked()
 	l.mu.Unlock()
-	if err := writeChecked(l.dir, cleanerCheckpointFile, state); err != nil {
+	if err := writeChecked(l.fs, l.dir, cleanerCheckpointFile, state); err != nil {
 		return st, fmt.Errorf("cleaner checkpoint: %w", err)
 	}
 	return st, nil
@@ -353,14 +353,14 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, p *cleanPlan, g []clea
 	last := g[len(g)-1]
 	end := max(last.next, last.seg.base+1)
 	path := filepath.Join(l.dir, swapFileName(base, end, cleanedExt))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := vfs.Create(l.fs, path)
 	if err != nil {
 		return false, fmt.Errorf("create cleaned segment %d: %w", base, err)
 	}
 	ns := &segment{base: base, path: path, file: f, next: base, maxTimestamp: -1, firstBatchTime: -1, created: g[0].seg.created}
 	abandon := func(err error) (bool, error) {
 		f.Close()
-		os.Remove(path)
+		l.fs.Remove(path)
 		return false, err
 	}
 	w := bufio.NewWriterSize(f, c.bufSize)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"path/filepath"
 	"time"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // cleanerCheckpointFile records how far the cleaner has compacted the log and when, so
@@ -45,8 +47,8 @@ func (c cleanerState) encode() []byte {
 // loadCleanerState reads the checkpoint; a missing or damaged one means nothing is known
 // clean, which is always safe (the next pass rebuilds the map over the whole log and
 // tombstones wait a full delete.retention.ms again).
-func loadCleanerState(dir string) cleanerState {
-	b, err := readChecked(filepath.Join(dir, cleanerCheckpointFile))
+func loadCleanerState(fs vfs.FS, dir string) cleanerState {
+	b, err := readChecked(fs, filepath.Join(dir, cleanerCheckpointFile))
 	if err != nil || len(b) < 29 || b[0] != 1 {
 		return cleanerState{}
 	}

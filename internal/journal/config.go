@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // FsyncPolicy says when appended bytes are forced to disk.
@@ -56,6 +57,8 @@ type Config struct {
 	FileDeleteDelay    time.Duration // file.delete.delay.ms: deleted segments stay open this long for readers
 	Now                func() time.Time
 	Logger             *slog.Logger
+	// FS holds the log's files; nil is the operating system's. Fixed at Open.
+	FS vfs.FS
 }
 
 // DefaultConfig returns Kafka's defaults and fsync=always (DESIGN D4).
@@ -95,6 +98,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = d.Logger
 	}
+	c.FS = vfs.Or(c.FS)
 	return c
 }
 

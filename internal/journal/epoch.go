@@ -3,7 +3,10 @@ package journal
 import (
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"sort"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 const epochFile = "leader-epoch-checkpoint"
@@ -81,20 +84,20 @@ func (c *epochCache) endOffsetFor(epoch int32, logEnd int64) (int32, int64) {
 	return c.entries[i-1].Epoch, c.entries[i].StartOffset
 }
 
-func (c *epochCache) save(dir string) error {
+func (c *epochCache) save(fs vfs.FS, dir string) error {
 	b := []byte{1}
 	for _, e := range c.entries {
 		b = binary.BigEndian.AppendUint32(b, uint32(e.Epoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.StartOffset))
 	}
-	if err := writeChecked(dir, epochFile, b); err != nil {
+	if err := writeChecked(fs, dir, epochFile, b); err != nil {
 		return fmt.Errorf("leader epochs: %w", err)
 	}
 	return nil
 }
 
-func loadEpochs(dir string) (epochCache, bool) {
-	b, err := readChecked(dir + "/" + epochFile)
+func loadEpochs(fs vfs.FS, dir string) (epochCache, bool) {
+	b, err := readChecked(fs, filepath.Join(dir, epochFile))
 	if err != nil || len(b) < 1 || b[0] != 1 || (len(b)-1)%12 != 0 {
 		return epochCache{}, false
 	}

@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"os"
 	"path/filepath"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Index files: the .index holds (relOffset uint32, pos uint32) entries and the .timeindex
@@ -27,7 +28,7 @@ func (s *segment) indexPaths(dir string) (string, string) {
 
 // writeIndexes persists the in-memory indexes. Not fsynced: a torn index is detected by its
 // checksum and rebuilt.
-func (s *segment) writeIndexes(dir string) error {
+func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
 	offPath, timePath := s.indexPaths(dir)
 	off := make([]byte, 0, len(s.index)*offsetEntrySize+trailerSize)
 	tim := make([]byte, 0, len(s.index)*timeEntrySize+trailerSize)
@@ -41,7 +42,7 @@ func (s *segment) writeIndexes(dir string) error {
 	for path, b := range map[string][]byte{offPath: append(off, trailer...), timePath: append(tim, trailer...)} {
 		sum := crc32.Checksum(b, crcTable)
 		b = binary.BigEndian.AppendUint32(b, sum)
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+		if err := writeFile(fs, path, b); err != nil {
 			return fmt.Errorf("write index %s: %w", filepath.Base(path), err)
 		}
 	}
@@ -62,10 +63,10 @@ func (s *segment) trailer() []byte {
 
 // loadIndexes reads both index files and adopts them if they are intact and describe the
 // segment as it is now. It reports whether they were adopted.
-func (s *segment) loadIndexes(dir string) bool {
+func (s *segment) loadIndexes(fs vfs.FS, dir string) bool {
 	offPath, timePath := s.indexPaths(dir)
-	off, err1 := readChecked(offPath)
-	tim, err2 := readChecked(timePath)
+	off, err1 := readChecked(fs, offPath)
+	tim, err2 := readChecked(fs, timePath)
 	if err1 != nil || err2 != nil || len(off) < trailerSize-4 || len(tim) < trailerSize-4 {
 		return false
 	}
@@ -102,8 +103,8 @@ func (s *segment) loadIndexes(dir string) bool {
 }
 
 // readChecked reads a file whose last 4 bytes are the CRC-32C of the rest.
-func readChecked(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+func readChecked(fs vfs.FS, path string) ([]byte, error) {
+	b, err := vfs.ReadFile(fs, path)
 	if err != nil {
 		return nil, err
 	}
@@ -118,37 +119,30 @@ func readChecked(path string) ([]byte, error) {
 }
 
 // writeChecked writes body plus its CRC-32C atomically: temp file, fsync, rename, dir fsync.
-func writeChecked(dir, name string, body []byte) error {
+func writeChecked(fs vfs.FS, dir, name string, body []byte) error {
 	b := binary.BigEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, crcTable))
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := vfs.WriteFileDurably(fs, filepath.Join(dir, name), b); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename %s: %w", name, err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// writeFile writes b to path without syncing, for files a checksum guards.
+func writeFile(fs vfs.FS, path string, b []byte) error {
+	f, err := vfs.Create(fs, path)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir makes dir's entries durable.
+func syncDir(fs vfs.FS, dir string) error {
+	if err := fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil

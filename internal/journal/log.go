@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,12 +12,14 @@ import (
 	"time"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Log is one partition's log on disk. All methods are safe for concurrent use; reads never
 // wait for appends.
 type Log struct {
 	dir string
+	fs  vfs.FS // fixed at Open
 
 	// Fixed at Open, read without the lock.
 	fsync         FsyncPolicy
@@ -54,10 +55,10 @@ type pendingDelete struct {
 // is truncated; missing or damaged indexes are rebuilt.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := cfg.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, logger: cfg.Logger,
+	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, logger: cfg.Logger,
 		changed: make(chan struct{}), producers: producerTable{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
@@ -78,7 +79,7 @@ func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfg.Fsync, cfg.FsyncInterval = l.cfg.Fsync, l.cfg.FsyncInterval
+	cfg.Fsync, cfg.FsyncInterval, cfg.FS = l.cfg.Fsync, l.cfg.FsyncInterval, l.fs
 	l.cfg = cfg
 }
 
@@ -106,12 +107,12 @@ func (l *Log) Close() error {
 			l.sync.synced = l.logEnd
 			for _, s := range l.segments {
 				if s.indexDirty {
-					if err := s.writeIndexes(l.dir); err != nil {
+					if err := s.writeIndexes(l.fs, l.dir); err != nil {
 						errs = append(errs, err)
 					}
 				}
 			}
-			if err := l.producers.save(l.dir, l.logEnd); err != nil {
+			if err := l.producers.save(l.fs, l.dir, l.logEnd); err != nil {
 				errs = append(errs, err)
 			}
 			if err := l.saveCheckpointLocked(); err != nil {
@@ -122,7 +123,7 @@ func (l *Log) Close() error {
 	for _, p := range l.deleting {
 		if p.timer.Stop() {
 			p.seg.file.Close()
-			os.Remove(p.seg.path + ".deleted")
+			l.fs.Remove(p.seg.path + ".deleted")
 		}
 	}
 	for _, s := range l.segments {
@@ -235,10 +236,10 @@ func (l *Log) Producer(id int64) (ProducerState, bool) {
 // recover loads the directory's segments and checkpoints and repairs what an unclean stop
 // left behind. Runs before the Log is shared.
 func (l *Log) recover() error {
-	if err := recoverSwaps(l.dir); err != nil {
+	if err := recoverSwaps(l.fs, l.dir); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(l.dir)
+	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func (l *Log) recover() error {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, ".deleted"), strings.HasSuffix(name, ".tmp"):
-			os.Remove(filepath.Join(l.dir, name))
+			l.fs.Remove(filepath.Join(l.dir, name))
 		default:
 			if base, ok := parseSegmentName(name, ".log"); ok {
 				bases = append(bases, base)
@@ -255,22 +256,22 @@ func (l *Log) recover() error {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	cp, haveCP := readCheckpoint(l.dir)
-	if !haveCP && !checkpointMissing(l.dir) {
+	cp, haveCP := readCheckpoint(l.fs, l.dir)
+	if !haveCP && !checkpointMissing(l.fs, l.dir) {
 		l.cfg.Logger.Warn("journal checkpoint damaged; validating every segment", "dir", l.dir)
 	}
 	if len(bases) == 0 {
-		s, err := createSegment(l.dir, cp.logStartOffset, l.cfg.Now().UnixMilli())
+		s, err := createSegment(l.fs, l.dir, cp.logStartOffset, l.cfg.Now().UnixMilli())
 		if err != nil {
 			return err
 		}
 		l.segments = []*segment{s}
-		if err := syncDir(l.dir); err != nil {
+		if err := syncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
 	for _, base := range bases {
-		s, err := openSegment(l.dir, base)
+		s, err := openSegment(l.fs, l.dir, base)
 		if err != nil {
 			return err
 		}
@@ -288,7 +289,7 @@ func (l *Log) recover() error {
 	for i := 0; i < len(l.segments); i++ {
 		s := l.segments[i]
 		verify := i >= verifyFrom
-		if !verify && s.loadIndexes(l.dir) {
+		if !verify && s.loadIndexes(l.fs, l.dir) {
 			continue
 		}
 		res := s.rebuild(l.cfg.IndexIntervalBytes, verify, nil)
@@ -310,12 +311,12 @@ func (l *Log) recover() error {
 		}
 		for _, later := range l.segments[i+1:] {
 			later.file.Close()
-			os.Remove(later.path)
+			l.fs.Remove(later.path)
 		}
 		l.segments = l.segments[:i+1]
 		if res.validEnd == 0 && i > 0 {
 			s.file.Close()
-			os.Remove(s.path)
+			l.fs.Remove(s.path)
 			l.segments = l.segments[:i]
 		}
 		break
@@ -328,7 +329,7 @@ func (l *Log) recover() error {
 	}
 	l.dropSegmentsBelowStartLocked()
 
-	if ep, ok := loadEpochs(l.dir); ok {
+	if ep, ok := loadEpochs(l.fs, l.dir); ok {
 		l.epochs = ep
 	} else {
 		l.scanHeaders(l.segments[0].base, func(h record.Header) { l.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) })
@@ -336,24 +337,24 @@ func (l *Log) recover() error {
 	l.epochs.truncateFrom(l.logEnd)
 	l.epochs.truncateBefore(l.logStart)
 
-	table, snapAt := loadLatestSnapshot(l.dir, l.logEnd)
+	table, snapAt := loadLatestSnapshot(l.fs, l.dir, l.logEnd)
 	if snapAt < 0 {
 		snapAt = l.segments[0].base
 	}
 	l.producers = table
 	l.scanHeaders(snapAt, l.producers.update)
 
-	l.cleaner = loadCleanerState(l.dir)
+	l.cleaner = loadCleanerState(l.fs, l.dir)
 	l.cleaner.truncateFrom(l.logEnd)
 
 	// Everything now in the log has been validated or was synced before; make it so.
 	if err := l.syncAllLocked(); err != nil {
 		return err
 	}
-	if err := l.epochs.save(l.dir); err != nil {
+	if err := l.epochs.save(l.fs, l.dir); err != nil {
 		return err
 	}
-	return writeCheckpoint(l.dir, checkpoint{recoveryPoint: l.logEnd, logStartOffset: l.logStart})
+	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: l.logEnd, logStartOffset: l.logStart})
 }
 
 // scanHeaders calls visit with the header of every batch at or after offset, in order.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/strand-data/strand/internal/vfs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -145,7 +146,7 @@ func TestIdempotentProducerSequences(t *testing.T) {
 			}
 		} else {
 			l.Close()
-			for _, off := range snapshotOffsets(dir) {
+			for _, off := range snapshotOffsets(vfs.OS{}, dir) {
 				os.Remove(filepath.Join(dir, segmentName(off, snapshotExt)))
 			}
 		}
@@ -290,19 +291,20 @@ func TestLogAppendTime(t *testing.T) {
 }
 
 func TestFailedWriteLeavesLogReadable(t *testing.T) {
-	l := openLog(t, t.TempDir(), quietConfig())
+	cfg := quietConfig()
+	faulty := vfs.NewFaulty(vfs.OS{})
+	cfg.FS = faulty
+	l := openLog(t, t.TempDir(), cfg)
 	defer l.Close()
 	mustAppend(t, l, batch(t, 0, 2, 1))
-	orig := writeAt
-	defer func() { writeAt = orig }()
-	writeAt = func(s *segment, b []byte, pos int64) (int, error) {
-		n, _ := s.file.WriteAt(b[:len(b)/2], pos) // a short write, as on a full disk
-		return n, syscall.ENOSPC
-	}
+	// A short write, as on a full disk.
+	faulty.Inject(vfs.Rule{Ops: vfs.OpWrite, Path: ".log", Kind: vfs.FaultShortWrite, Err: syscall.ENOSPC, Times: 1})
 	if _, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{}); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
-	writeAt = orig
+	if faulty.Fired() != 1 {
+		t.Fatalf("%d faults fired, want 1", faulty.Fired())
+	}
 	if _, vals := readAll(t, l, 0); len(vals) != 2 {
 		t.Fatalf("after the failed write the log reads %v", vals)
 	}

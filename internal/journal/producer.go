@@ -3,11 +3,11 @@ package journal
 import (
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // producerBatches is how many recent batches per producer are remembered for duplicate
@@ -164,8 +164,8 @@ func decodeProducers(b []byte) (producerTable, error) {
 }
 
 // snapshotOffsets lists the snapshot files in dir, ascending.
-func snapshotOffsets(dir string) []int64 {
-	entries, _ := os.ReadDir(dir)
+func snapshotOffsets(fs vfs.FS, dir string) []int64 {
+	entries, _ := fs.ReadDir(dir)
 	var offs []int64
 	for _, e := range entries {
 		if off, ok := parseSegmentName(e.Name(), snapshotExt); ok {
@@ -176,21 +176,21 @@ func snapshotOffsets(dir string) []int64 {
 	return offs
 }
 
-func (t producerTable) save(dir string, offset int64) error {
-	return writeChecked(dir, segmentName(offset, snapshotExt), t.encode())
+func (t producerTable) save(fs vfs.FS, dir string, offset int64) error {
+	return writeChecked(fs, dir, segmentName(offset, snapshotExt), t.encode())
 }
 
 // loadLatestSnapshot returns the newest readable snapshot at or below maxOffset, removing
 // snapshots above it (they describe data that no longer exists). offset -1: none.
-func loadLatestSnapshot(dir string, maxOffset int64) (producerTable, int64) {
-	offs := snapshotOffsets(dir)
+func loadLatestSnapshot(fs vfs.FS, dir string, maxOffset int64) (producerTable, int64) {
+	offs := snapshotOffsets(fs, dir)
 	for i := len(offs) - 1; i >= 0; i-- {
 		path := filepath.Join(dir, segmentName(offs[i], snapshotExt))
 		if offs[i] > maxOffset {
-			os.Remove(path)
+			fs.Remove(path)
 			continue
 		}
-		b, err := readChecked(path)
+		b, err := readChecked(fs, path)
 		if err != nil {
 			continue
 		}
@@ -202,9 +202,9 @@ func loadLatestSnapshot(dir string, maxOffset int64) (producerTable, int64) {
 }
 
 // pruneSnapshots keeps the newest few snapshots and those at or above minOffset.
-func pruneSnapshots(dir string, keep int) {
-	offs := snapshotOffsets(dir)
+func pruneSnapshots(fs vfs.FS, dir string, keep int) {
+	offs := snapshotOffsets(fs, dir)
 	for i := 0; i < len(offs)-keep; i++ {
-		os.Remove(filepath.Join(dir, segmentName(offs[i], snapshotExt)))
+		fs.Remove(filepath.Join(dir, segmentName(offs[i], snapshotExt)))
 	}
 }

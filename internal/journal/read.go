@@ -2,15 +2,15 @@ package journal
 
 import (
 	"fmt"
-	"os"
 	"sort"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // FileRange is a run of whole batches in a segment file: bytes [Pos, Pos+Len) of File.
 type FileRange struct {
-	File     *os.File
+	File     vfs.File
 	Pos, Len int64
 }
 

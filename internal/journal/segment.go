@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // indexEntry is one sparse index point: the batch at pos starts at base+relOffset, and every
@@ -28,7 +29,7 @@ type indexEntry struct {
 type segment struct {
 	base  int64
 	path  string
-	file  *os.File
+	file  vfs.File
 	size  atomic.Int64
 	next  int64 // offset after the last batch
 	index []indexEntry
@@ -51,18 +52,18 @@ func parseSegmentName(name, ext string) (int64, bool) {
 	return base, err == nil && base >= 0
 }
 
-func createSegment(dir string, base, now int64) (*segment, error) {
+func createSegment(fs vfs.FS, dir string, base, now int64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(base, ".log"))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %d: %w", base, err)
 	}
 	return &segment{base: base, path: path, file: f, next: base, maxTimestamp: -1, firstBatchTime: -1, created: now}, nil
 }
 
-func openSegment(dir string, base int64) (*segment, error) {
+func openSegment(fs vfs.FS, dir string, base int64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(base, ".log"))
-	f, err := os.OpenFile(path, os.O_RDWR, 0o644)
+	f, err := fs.OpenFile(path, os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %d: %w", base, err)
 	}

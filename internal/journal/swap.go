@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Cleaned segments replace old ones in steps that a crash may interrupt anywhere:
@@ -52,8 +54,8 @@ var cleanHook = func(step string) {}
 
 // recoverSwaps finishes decided swaps and discards undecided ones, before the log's
 // segments are listed.
-func recoverSwaps(dir string) error {
-	entries, err := os.ReadDir(dir)
+func recoverSwaps(fs vfs.FS, dir string) error {
+	entries, err := fs.ReadDir(dir)
 	if err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func recoverSwaps(dir string) error {
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasSuffix(name, cleanedExt) {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := fs.Remove(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("remove undecided cleaned segment %s: %w", name, err)
 			}
 		} else if b, end, ok := parseSwapName(name, swapExt); ok {
@@ -82,19 +84,19 @@ func recoverSwaps(dir string) error {
 				continue
 			}
 			for _, ext := range []string{".log", ".index", ".timeindex"} {
-				if err := os.Remove(filepath.Join(dir, segmentName(b, ext))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err := fs.Remove(filepath.Join(dir, segmentName(b, ext))); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("complete swap %d-%d: %w", s.base, s.end, err)
 				}
 			}
 		}
 		for _, ext := range []string{".index", ".timeindex"} {
-			os.Remove(filepath.Join(dir, segmentName(s.base, ext)))
+			fs.Remove(filepath.Join(dir, segmentName(s.base, ext)))
 		}
-		if err := os.Rename(filepath.Join(dir, swapFileName(s.base, s.end, swapExt)), filepath.Join(dir, segmentName(s.base, ".log"))); err != nil {
+		if err := fs.Rename(filepath.Join(dir, swapFileName(s.base, s.end, swapExt)), filepath.Join(dir, segmentName(s.base, ".log"))); err != nil {
 			return fmt.Errorf("complete swap %d-%d: %w", s.base, s.end, err)
 		}
 	}
-	return syncDir(dir)
+	return syncDir(fs, dir)
 }
 
 // errCleanAborted: the log changed under a cleaning pass (retention, truncation, close);
@@ -106,7 +108,7 @@ var errCleanAborted = errors.New("log changed during cleaning")
 func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int64) error {
 	discard := func(err error) error {
 		ns.file.Close()
-		os.Remove(ns.path)
+		l.fs.Remove(ns.path)
 		return err
 	}
 	if err := l.writableLocked(); err != nil {
@@ -128,12 +130,12 @@ func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int6
 		}
 	}
 	swapPath := filepath.Join(l.dir, swapFileName(ns.base, end, swapExt))
-	if err := os.Rename(ns.path, swapPath); err != nil {
+	if err := l.fs.Rename(ns.path, swapPath); err != nil {
 		return discard(fmt.Errorf("decide swap of segment %d: %w", ns.base, err))
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		// Undo the decision so this run and the next Open agree on the old segments.
-		if os.Rename(swapPath, ns.path) == nil {
+		if l.fs.Rename(swapPath, ns.path) == nil {
 			return discard(fmt.Errorf("decide swap of segment %d: %w", ns.base, err))
 		}
 		l.failed = fmt.Errorf("swap of segment %d neither decided nor undone: %w", ns.base, err)
@@ -157,20 +159,20 @@ func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int6
 	}
 	// The old names must be gone on disk before the new <base>.log appears: after a power
 	// loss, a <base>.log without its .swap must never sit beside segments it replaced.
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return fail(err)
 	}
 	cleanHook("olds-retired")
 	newPath := filepath.Join(l.dir, segmentName(ns.base, ".log"))
-	if err := os.Rename(swapPath, newPath); err != nil {
+	if err := l.fs.Rename(swapPath, newPath); err != nil {
 		return fail(err)
 	}
 	cleanHook("swap-renamed")
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return fail(err)
 	}
 	ns.path = newPath
-	if err := ns.writeIndexes(l.dir); err != nil {
+	if err := ns.writeIndexes(l.fs, l.dir); err != nil {
 		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
 	}
 	l.segments = append(l.segments[:first:first], append([]*segment{ns}, l.segments[first+len(olds):]...)...)

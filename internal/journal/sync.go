@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // syncer runs the log's fsyncs. Under FsyncAlways it is a group commit: waiters kick it,
@@ -76,7 +74,7 @@ func (l *Log) syncOnce() error {
 	}
 	var err error
 	for _, seg := range files {
-		if e := unix.Fdatasync(int(seg.file.Fd())); e != nil && err == nil {
+		if e := seg.file.Sync(); e != nil && err == nil {
 			err = fmt.Errorf("fsync segment %d: %w", seg.base, e)
 		}
 	}

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -42,11 +41,11 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	l.producers.truncateFrom(l.logEnd)
 	l.cleaner.truncateFrom(l.logEnd)
-	if snaps := snapshotOffsets(l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
-		loadLatestSnapshot(l.dir, l.logEnd) // removes snapshots past the new end
+	if snaps := snapshotOffsets(l.fs, l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
+		loadLatestSnapshot(l.fs, l.dir, l.logEnd) // removes snapshots past the new end
 	}
 	if l.epochs.truncateFrom(l.logEnd) {
-		if err := l.epochs.save(l.dir); err != nil {
+		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -83,7 +82,7 @@ func (l *Log) advanceStartLocked(offset int64) error {
 		return err
 	}
 	if l.epochs.truncateBefore(offset) {
-		if err := l.epochs.save(l.dir); err != nil {
+		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -113,7 +112,7 @@ func (l *Log) removeSegmentLocked(i int) error {
 	if err := l.retireSegmentLocked(s); err != nil {
 		return err
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		return err
 	}
 	l.segments = append(l.segments[:i:i], l.segments[i+1:]...)
@@ -124,12 +123,12 @@ func (l *Log) removeSegmentLocked(i int) error {
 // schedules the file's close and removal after FileDeleteDelay. The caller takes it out of
 // l.segments and fsyncs the directory.
 func (l *Log) retireSegmentLocked(s *segment) error {
-	if err := os.Rename(s.path, s.path+".deleted"); err != nil {
+	if err := l.fs.Rename(s.path, s.path+".deleted"); err != nil {
 		return fmt.Errorf("delete segment %d: %w", s.base, err)
 	}
 	offPath, timePath := s.indexPaths(l.dir)
-	os.Remove(offPath)
-	os.Remove(timePath)
+	l.fs.Remove(offPath)
+	l.fs.Remove(timePath)
 	for j, u := range l.unsynced {
 		if u == s {
 			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
@@ -140,7 +139,7 @@ func (l *Log) retireSegmentLocked(s *segment) error {
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {
 		s.file.Close()
-		os.Remove(deletedPath)
+		l.fs.Remove(deletedPath)
 		l.mu.Lock()
 		for j, q := range l.deleting {
 			if q == p {

@@ -2,10 +2,11 @@ package journal
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Verification (`strand debug verify`) is an offline, read-only check of partition
@@ -97,7 +98,12 @@ func IsPartitionDir(name string) bool {
 
 // VerifyDataDir verifies every partition directory under dataDir, sorted by name.
 func VerifyDataDir(dataDir string) ([]PartitionReport, error) {
-	entries, err := os.ReadDir(dataDir)
+	return VerifyDataDirFS(vfs.Default, dataDir)
+}
+
+// VerifyDataDirFS is VerifyDataDir on the file system fs.
+func VerifyDataDirFS(fs vfs.FS, dataDir string) ([]PartitionReport, error) {
+	entries, err := fs.ReadDir(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", dataDir, err)
 	}
@@ -106,7 +112,7 @@ func VerifyDataDir(dataDir string) ([]PartitionReport, error) {
 		if !e.IsDir() || !IsPartitionDir(e.Name()) {
 			continue
 		}
-		r, err := Verify(filepath.Join(dataDir, e.Name()))
+		r, err := VerifyFS(fs, filepath.Join(dataDir, e.Name()))
 		if err != nil {
 			return out, err
 		}
@@ -119,9 +125,12 @@ func VerifyDataDir(dataDir string) ([]PartitionReport, error) {
 // Verify checks one partition directory without writing to it: every segment batch by
 // batch, the indexes, the checkpoints and the producer snapshots. The error is only for a
 // directory that cannot be listed; everything found inside is in the report.
-func Verify(dir string) (PartitionReport, error) {
+func Verify(dir string) (PartitionReport, error) { return VerifyFS(vfs.Default, dir) }
+
+// VerifyFS is Verify on the file system fs.
+func VerifyFS(fs vfs.FS, dir string) (PartitionReport, error) {
 	r := PartitionReport{Name: filepath.Base(dir), FirstOffset: -1, LastOffset: -1, RecoveryPoint: -1}
-	entries, err := os.ReadDir(dir)
+	entries, err := fs.ReadDir(dir)
 	if err != nil {
 		return r, fmt.Errorf("verify %s: %w", dir, err)
 	}
@@ -138,7 +147,7 @@ func Verify(dir string) (PartitionReport, error) {
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 
-	cp, cpErr := verifyCheckpoint(dir)
+	cp, cpErr := verifyCheckpoint(fs, dir)
 	if cpErr != nil {
 		r.add(Problem{Kind: KindDamage, File: checkpointFile, Position: -1, FirstOffset: -1, LastOffset: -1, Detail: cpErr.Error()})
 	} else if cp != nil {
@@ -153,7 +162,7 @@ func Verify(dir string) (PartitionReport, error) {
 			nextBase = bases[i+1]
 		}
 		name := segmentName(base, ".log")
-		scan, err := scanSegmentFile(filepath.Join(dir, name), base)
+		scan, err := scanSegmentFile(fs, filepath.Join(dir, name), base)
 		if err != nil {
 			r.add(Problem{Kind: KindDamage, File: name, Position: -1, FirstOffset: base, LastOffset: nextBase - 1, Detail: err.Error()})
 			continue
@@ -183,7 +192,7 @@ func Verify(dir string) (PartitionReport, error) {
 			}
 			r.add(Problem{Kind: kind, File: name, Position: p.pos, FirstOffset: p.first, LastOffset: last, Detail: p.detail})
 		}
-		for _, p := range verifyIndexes(dir, base, scan, active) {
+		for _, p := range verifyIndexes(fs, dir, base, scan, active) {
 			r.add(p)
 		}
 		prevNext = scan.next
@@ -198,13 +207,13 @@ func Verify(dir string) (PartitionReport, error) {
 				Detail: fmt.Sprintf("recovery point %d is past the end of the readable log %d: synced records are missing", cp.recoveryPoint, end)})
 		}
 	}
-	for _, p := range verifyEpochs(dir) {
+	for _, p := range verifyEpochs(fs, dir) {
 		r.add(p)
 	}
-	for _, p := range verifySnapshots(dir) {
+	for _, p := range verifySnapshots(fs, dir) {
 		r.add(p)
 	}
-	for _, p := range verifyCleanerCheckpoint(dir) {
+	for _, p := range verifyCleanerCheckpoint(fs, dir) {
 		r.add(p)
 	}
 	return r, nil

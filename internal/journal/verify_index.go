@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // verifyIndexes checks a segment's .index and .timeindex against what the scan of the
@@ -13,11 +15,11 @@ import (
 // entry pointing at a real batch boundary with the right offset and timestamp. An active
 // segment's index is normally older than the segment (it is written at a clean close), so
 // only its checksum and shape are checked.
-func verifyIndexes(dir string, base int64, scan segmentScan, active bool) []Problem {
+func verifyIndexes(fs vfs.FS, dir string, base int64, scan segmentScan, active bool) []Problem {
 	offName, timeName := segmentName(base, ".index"), segmentName(base, ".timeindex")
 	offPath, timePath := filepath.Join(dir, offName), filepath.Join(dir, timeName)
-	_, errOff := os.Stat(offPath)
-	_, errTime := os.Stat(timePath)
+	_, errOff := fs.Stat(offPath)
+	_, errTime := fs.Stat(timePath)
 	offMissing, timeMissing := errors.Is(errOff, os.ErrNotExist), errors.Is(errTime, os.ErrNotExist)
 	lastOffset := scan.next - 1
 	bad := func(name string, pos int64, format string, args ...any) Problem {
@@ -37,11 +39,11 @@ func verifyIndexes(dir string, base int64, scan segmentScan, active bool) []Prob
 		}
 		return []Problem{bad(name, -1, "missing while its sibling index exists")}
 	}
-	off, err := readChecked(offPath)
+	off, err := readChecked(fs, offPath)
 	if err != nil {
 		return []Problem{bad(offName, -1, "%v", err)}
 	}
-	tim, err := readChecked(timePath)
+	tim, err := readChecked(fs, timePath)
 	if err != nil {
 		return []Problem{bad(timeName, -1, "%v", err)}
 	}

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // boundary is what verification learned about the batch starting at a position.
@@ -39,8 +39,8 @@ type scanProblem struct {
 // length and magic, CRC-32C, offsets increasing. After a bad batch whose length field is
 // sane it resynchronizes at the next batch so that later damage is reported too; when the
 // length is not trustworthy the rest of the file is one problem.
-func scanSegmentFile(path string, base int64) (segmentScan, error) {
-	f, err := os.Open(path)
+func scanSegmentFile(fs vfs.FS, path string, base int64) (segmentScan, error) {
+	f, err := vfs.Open(fs, path)
 	if err != nil {
 		return segmentScan{}, err
 	}

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"github.com/strand-data/strand/internal/vfs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -122,7 +123,7 @@ func TestVerifyTornTail(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := writeClosedLog(t)
 			if c.lowerRecovery {
-				if err := writeCheckpoint(dir, checkpoint{recoveryPoint: 10, logStartOffset: 0}); err != nil {
+				if err := writeCheckpoint(vfs.OS{}, dir, checkpoint{recoveryPoint: 10, logStartOffset: 0}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -171,7 +172,7 @@ func TestVerifyDamagedMetadataFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := writeClosedLog(t)
 			if c.name == "leader epochs" {
-				if err := (&epochCache{entries: []EpochEntry{{Epoch: 3, StartOffset: 0}}}).save(dir); err != nil {
+				if err := (&epochCache{entries: []EpochEntry{{Epoch: 3, StartOffset: 0}}}).save(vfs.OS{}, dir); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -193,12 +194,12 @@ func TestVerifyIndexEntryNotAtBoundary(t *testing.T) {
 	dir := writeClosedLog(t)
 	seg := segmentPaths(t, dir)[0]
 	idx := strings.TrimSuffix(seg, ".log") + ".index"
-	body, err := readChecked(idx)
+	body, err := readChecked(vfs.OS{}, idx)
 	if err != nil || len(body) < trailerSize-4+offsetEntrySize {
 		t.Fatalf("index %d bytes: %v", len(body), err)
 	}
 	body[7]++ // first entry's position, checksum rewritten: only the boundary check can tell
-	if err := writeChecked(dir, filepath.Base(idx), body); err != nil {
+	if err := writeChecked(vfs.OS{}, dir, filepath.Base(idx), body); err != nil {
 		t.Fatal(err)
 	}
 	r := mustVerify(t, dir)
