@@ -131,7 +131,9 @@ type Broker struct {
 
 	sessions fetchSessions
 	fetchers replicaFetchers
-	scrub    *scrubState // scrub.go
+	scrub    *scrubState     // scrub.go
+	repair   *repairState    // repair.go
+	runCtx   context.Context // Run's: owns the repair goroutines
 
 	isrMu       sync.Mutex
 	isrInFlight map[topicPartition]bool
@@ -166,6 +168,7 @@ func New(cfg Config) (*Broker, error) {
 		isrInFlight: map[topicPartition]bool{}}
 	b.fetchers = replicaFetchers{b: b, byNode: map[int32]*replicaFetcher{}}
 	b.metrics = newBrokerMetrics(reg, b)
+	b.repair = newRepairState(reg, b)
 	return b, nil
 }
 
@@ -181,6 +184,7 @@ func (b *Broker) HTTPAddr() net.Addr { return b.http.Addr() }
 // Run starts the metadata node and the listeners and serves until ctx is done, then shuts
 // down in order: stop accepting, finish answers in flight, close the partitions cleanly.
 func (b *Broker) Run(ctx context.Context) error {
+	b.runCtx = ctx
 	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -252,7 +256,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx, replicaClient)
 	defer b.fetchers.close()
 
-	b.bg.Add(4)
+	b.bg.Add(5)
+	go b.watchStorage(ctx)
 	go b.watchMetadata(ctx)
 	go b.watchISR(ctx)
 	go b.runRetention(ctx)
@@ -294,6 +299,20 @@ func (b *Broker) readiness() error {
 		return errors.New("starting or stopping")
 	}
 	return nil
+}
+
+// everyTick calls fn every d until ctx ends; the caller's goroutine runs it.
+func everyTick(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
+	}
 }
 
 // watchMetadata opens and closes partitions as the metadata changes.
@@ -386,6 +405,7 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.SegmentMs = time.Duration(s.TopicConfigInt(topic, "segment.ms")) * time.Millisecond
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
+	c.CheckpointInterval = time.Duration(b.brokerConfigInt(s, "log.flush.offset.checkpoint.interval.ms")) * time.Millisecond
 	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
 	// since the cleaner only compacts closed segments.
 	if _, compacts := cleanupPolicy(s, topic); compacts {

@@ -17,16 +17,7 @@ import (
 // pass never holds back the deletion of expired segments. Owned by Run (b.bg).
 func (b *Broker) runRetention(ctx context.Context) {
 	defer b.bg.Done()
-	ticker := time.NewTicker(b.cfg.LogCheckInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			b.applyRetention(ctx)
-		}
-	}
+	everyTick(ctx, b.cfg.LogCheckInterval, func() { b.applyRetention(ctx) })
 }
 
 // runCleaner compacts every local partition whose cleanup.policy includes compact (which
@@ -36,16 +27,7 @@ func (b *Broker) runRetention(ctx context.Context) {
 func (b *Broker) runCleaner(ctx context.Context) {
 	defer b.bg.Done()
 	cleaner := journal.NewCleaner(journal.CleanerConfig{DedupeBufferSize: b.cfg.CleanerDedupeBufferSize, IOBytesPerSecond: b.cfg.CleanerIOBytesPerSecond})
-	ticker := time.NewTicker(b.cfg.LogCheckInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			b.cleanLogs(ctx, cleaner)
-		}
-	}
+	everyTick(ctx, b.cfg.LogCheckInterval, func() { b.cleanLogs(ctx, cleaner) })
 }
 
 // localPartitions is a snapshot of the hosted replicas.

@@ -37,7 +37,7 @@ func errorCode(err error) int16 {
 		return kerr.NotEnoughReplicasAfterAppend.Code
 	case errors.Is(err, journal.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
-	case errors.Is(err, journal.ErrLogFailed):
+	case errors.Is(err, journal.ErrLogFailed), errors.Is(err, journal.ErrStorage), errors.Is(err, journal.ErrDamaged):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, cluster.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code

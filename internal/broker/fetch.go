@@ -86,6 +86,8 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 		switch {
 		case !known || it.partition < 0 || int(it.partition) >= len(topic.Partitions):
 			fp.errorCode = kerr.UnknownTopicOrPartition.Code
+		case local && b.storageRefusal(topicPartition{it.topic, it.partition}, topic.Partitions[it.partition]) != nil:
+			fp.errorCode = kerr.KafkaStorageError.Code
 		case !local || !part.IsLeader():
 			fp.errorCode = kerr.NotLeaderForPartition.Code
 		case it.currentLeaderEpoch >= 0 && it.currentLeaderEpoch < part.LeaderEpoch():
@@ -109,6 +111,7 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 			res, err := b.readIntact(l, it, req.ReplicaID, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
 			if err != nil {
 				fp.errorCode = errorCode(err)
+				b.noteStorageError(part, err)
 				if !errors.Is(err, journal.ErrOffsetOutOfRange) {
 					b.log.Warn("fetch read failed", "topic", it.topic, "partition", it.partition, "offset", it.fetchOffset, "err", err)
 				}

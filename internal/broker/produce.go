@@ -60,12 +60,16 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 			case topic.Internal:
 				rp.ErrorCode = kerr.InvalidTopicException.Code
 				rp.ErrorMessage = kmsg.StringPtr("internal topics are written by the broker only")
+			case local && b.storageRefusal(topicPartition{t.Topic, p.Partition}, topic.Partitions[p.Partition]) != nil:
+				err := b.storageRefusal(topicPartition{t.Topic, p.Partition}, topic.Partitions[p.Partition])
+				rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
 			case !local || !part.IsLeader():
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
 				acksAll := req.Acks == -1
 				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, compacted, acksAll, minISR, rp)
+				b.noteStorageError(part, err)
 				if err == nil && req.Acks != 0 {
 					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
 				}

@@ -19,6 +19,9 @@ import (
 // applyRole makes a local replica lead or follow as the metadata says, and starts or
 // stops copying it from its leader.
 func (b *Broker) applyRole(p *partition.Partition, meta cluster.Partition) {
+	if b.holdBack(p, meta) { // repair.go: offline or damaged
+		return
+	}
 	if meta.Leader == b.cfg.NodeID {
 		p.BecomeLeader(meta.LeaderEpoch, meta.PartitionEpoch, meta.Replicas, meta.ISR, time.Now())
 		b.fetchers.stop(p)
@@ -77,14 +80,7 @@ func (b *Broker) followerFetched(p *partition.Partition, replica int32, offset i
 func (b *Broker) watchISR(ctx context.Context) {
 	defer b.bg.Done()
 	maxLag := time.Duration(b.brokerConfigInt(b.meta.State(), "replica.lag.time.max.ms")) * time.Millisecond
-	tick := time.NewTicker(max(maxLag/4, 50*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	everyTick(ctx, max(maxLag/4, 50*time.Millisecond), func() {
 		now := time.Now()
 		for _, p := range b.localPartitions() {
 			lagging := p.Lagging(now, maxLag)
@@ -95,7 +91,7 @@ func (b *Broker) watchISR(ctx context.Context) {
 			isr = slices.DeleteFunc(isr, func(r int32) bool { return slices.Contains(lagging, r) })
 			b.alterISR(p, isr)
 		}
-	}
+	})
 }
 
 // replicaFetchers copy the partitions this node follows from their leaders: one
@@ -209,7 +205,9 @@ func (f *replicaFetchers) run(ctx context.Context, rf *replicaFetcher) {
 		var truncate, fetch []*partition.Partition
 		now := time.Now()
 		for p, st := range rf.parts {
+			_, damaged := p.Log().Damaged()
 			switch {
+			case damaged: // quarantined: nothing is copied until the repair truncates it
 			case now.Before(st.retryAt):
 			case st.truncate:
 				truncate = append(truncate, p)
@@ -346,6 +344,7 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 				continue
 			}
 			if err := f.appendFetched(ctx, p, rp.RecordBatches); err != nil {
+				f.b.noteStorageError(p, err)
 				f.b.log.Warn("appending replicated batches failed", "topic", p.Topic, "partition", p.ID, "err", err)
 				rf.backoff(p, true)
 				continue

@@ -91,6 +91,11 @@ func (b *Broker) runScrubber(ctx context.Context) {
 
 // noteDamage counts and logs a damaged batch the first time it is found.
 func (b *Broker) noteDamage(tp topicPartition, file string, pos, first, last int64, err error, by string) {
+	if p, ok := b.partition(tp.topic, tp.id); ok {
+		if from, damaged := p.Log().Damaged(); damaged {
+			b.quarantine(p, from, by)
+		}
+	}
 	key := file + "@" + strconv.FormatInt(pos, 10)
 	b.scrub.mu.Lock()
 	seen := b.scrub.seen[key]

@@ -170,6 +170,7 @@ var brokerDefs = []ConfigDef{
 	{Name: "log.cleanup.policy", Type: TypeList, Default: "delete", Validate: cleanupPolicy, Doc: "Default cleanup.policy."},
 	{Name: "log.flush.interval.messages", Type: TypeLong, Default: "9223372036854775807", Validate: intRange(1, maxLong), Doc: "Default flush.messages."},
 	{Name: "log.flush.interval.ms", Type: TypeLong, Default: "9223372036854775807", Validate: intRange(0, maxLong), Doc: "Default flush.ms."},
+	{Name: "log.flush.offset.checkpoint.interval.ms", Type: TypeInt, Default: "60000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often each partition writes its recovery point, the offset below which its log is known to be on disk."},
 	{Name: "log.index.interval.bytes", Type: TypeInt, Default: "4096", Validate: intRange(0, math.MaxInt32), Doc: "Default index.interval.bytes."},
 	{Name: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Validate: intRange(4, math.MaxInt32), Doc: "Default segment.index.bytes."},
 	{Name: "log.message.timestamp.difference.max.ms", Type: TypeLong, Default: "9223372036854775807", Validate: intRange(0, maxLong), Doc: "Default message.timestamp.difference.max.ms."},

@@ -35,6 +35,7 @@ func clonePartition(p Partition) Partition {
 	p.ISR = slices.Clone(p.ISR)
 	p.AddingReplicas = slices.Clone(p.AddingReplicas)
 	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
+	p.Recovering = slices.Clone(p.Recovering)
 	return p
 }
 
@@ -44,10 +45,11 @@ func uncleanAllowed(s *State, topic string) bool {
 	return v == "true"
 }
 
-// electFromISR picks the first ISR member, in replica order, that is live and not except.
+// electFromISR picks the first ISR member, in replica order, that is live, not recovering
+// from damage and not except.
 func electFromISR(s *State, p *Partition, except int32) int32 {
 	for _, r := range p.Replicas {
-		if r != except && slices.Contains(p.ISR, r) && s.live(r) {
+		if r != except && slices.Contains(p.ISR, r) && eligible(s, p, r) {
 			return r
 		}
 	}
@@ -77,7 +79,7 @@ func moveOff(s *State, id int32, fenced bool) {
 				return false
 			}
 			if uncleanAllowed(s, t.Name) {
-				if next := firstLive(s, p.Replicas, id); next >= 0 {
+				if next := firstLive(s, p, id); next >= 0 {
 					setLeader(p, next)
 					p.ISR = []int32{next}
 					return true
@@ -95,9 +97,11 @@ func moveOff(s *State, id int32, fenced bool) {
 	})
 }
 
-func firstLive(s *State, ids []int32, except int32) int32 {
-	for _, r := range ids {
-		if r != except && s.live(r) {
+// firstLive picks the first live replica of p that is not recovering from damage and not
+// except, for an unclean election: a replica known damaged is worse than any other.
+func firstLive(s *State, p *Partition, except int32) int32 {
+	for _, r := range p.Replicas {
+		if r != except && eligible(s, p, r) {
 			return r
 		}
 	}
@@ -116,7 +120,7 @@ func electOffline(s *State) {
 			return true
 		}
 		if uncleanAllowed(s, t.Name) {
-			if next := firstLive(s, p.Replicas, -1); next >= 0 {
+			if next := firstLive(s, p, -1); next >= 0 {
 				setLeader(p, next)
 				p.ISR = []int32{next}
 				return true
@@ -172,6 +176,7 @@ func alterPartition(s *State, c cmdAlterPartition) (Partition, error) {
 	}
 	p.ISR = isr
 	p.PartitionEpoch++
+	clearRecovering(&p) // the leader saw a recovering replica catch up
 	completeReassignment(s, &p)
 	nt := t.clone()
 	nt.Partitions[c.Partition] = p
@@ -186,7 +191,7 @@ func preferredLeaderMovable(s *State, p *Partition) bool {
 		return false
 	}
 	preferred := p.Replicas[0]
-	return p.Leader != preferred && slices.Contains(p.ISR, preferred) && s.live(preferred)
+	return p.Leader != preferred && slices.Contains(p.ISR, preferred) && eligible(s, p, preferred)
 }
 
 // electPreferred gives every partition whose preferred replica can lead back to it (Kafka's

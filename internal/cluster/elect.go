@@ -83,7 +83,7 @@ func electOne(s *State, p *Partition, unclean bool) ElectionOutcome {
 			setLeader(p, next)
 			return Elected
 		}
-		if next := firstLive(s, p.Replicas, -1); next >= 0 {
+		if next := firstLive(s, p, -1); next >= 0 {
 			setLeader(p, next)
 			p.ISR = []int32{next}
 			return Elected

@@ -245,6 +245,12 @@ func apply(s *State, cmd command) (any, error) {
 			return nil, err
 		}
 		return alterPartition(s, c)
+	case "replica-damaged":
+		c, err := decode[cmdReplicaDamaged](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return replicaDamaged(s, c)
 	case "reassign-partition":
 		c, err := decode[cmdReassign](cmd.Data)
 		if err != nil {

@@ -79,6 +79,9 @@ type Partition struct {
 	// Replicas is then the union of the old and the target replica sets.
 	AddingReplicas   []int32 `json:",omitempty"`
 	RemovingReplicas []int32 `json:",omitempty"`
+	// Recovering replicas reported their copy damaged (issue 8): they are out of the ISR
+	// and no election picks them until their leader adds them back to the ISR.
+	Recovering []int32 `json:",omitempty"`
 }
 
 // Offline reports a partition without a leader.

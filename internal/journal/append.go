@@ -138,7 +138,7 @@ func (l *Log) writableLocked() error {
 		return ErrClosed
 	}
 	if l.failed != nil {
-		return fmt.Errorf("%w: %v", ErrLogFailed, l.failed)
+		return l.failedErrorLocked()
 	}
 	return nil
 }
@@ -189,12 +189,13 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	}
 	seg := l.segments[len(l.segments)-1]
 	pos := seg.size.Load()
-	if _, err := seg.file.WriteAt(batches, pos); err != nil {
+	if _, err := writeAt(seg, batches, pos); err != nil {
+		undone := true
 		if terr := seg.file.Truncate(pos); terr != nil {
-			l.failed = fmt.Errorf("write failed (%v) and could not be undone: %w", err, terr)
-			l.cfg.Logger.Error("journal append failed and the partial write could not be removed", "dir", l.dir, "err", l.failed)
+			undone = false
+			err = fmt.Errorf("write failed (%w) and could not be undone: %w", err, terr)
 		}
-		return fmt.Errorf("append to segment %d: %w", seg.base, err)
+		return fmt.Errorf("append to segment %d: %w", seg.base, l.writeErrorLocked(err, undone))
 	}
 	epochChanged := false
 	for _, h := range headers {
@@ -215,6 +216,14 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	l.logEnd = headers[len(headers)-1].NextOffset()
 	l.notifyLocked()
 	return nil
+}
+
+// writeAt is the one place segment bytes are written; tests replace it to inject faults.
+var writeAt = func(s *segment, b []byte, pos int64) (int, error) {
+	if err := injected(&writeFault, s.path); err != nil {
+		return 0, err
+	}
+	return s.file.WriteAt(b, pos)
 }
 
 // maybeRollLocked starts a new segment at base when the active one is full by size or age,

@@ -43,12 +43,10 @@ func checkpointMissing(fs vfs.FS, dir string) bool {
 }
 
 func (l *Log) saveCheckpointLocked() error {
-	c := checkpoint{recoveryPoint: l.sync.durable(), logStartOffset: l.logStart}
-	if c.recoveryPoint > l.logEnd {
-		c.recoveryPoint = l.logEnd
-	}
+	c := checkpoint{recoveryPoint: l.recoveryPointLocked(), logStartOffset: l.logStart}
 	if err := writeCheckpoint(l.fs, l.dir, c); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	l.checkpointed = c.recoveryPoint
 	return nil
 }

@@ -55,6 +55,9 @@ type Config struct {
 	Fsync              FsyncPolicy
 	FsyncInterval      time.Duration
 	FileDeleteDelay    time.Duration // file.delete.delay.ms: deleted segments stay open this long for readers
+	// CheckpointInterval is how often the recovery point is written
+	// (log.flush.offset.checkpoint.interval.ms); negative disables the periodic write.
+	CheckpointInterval time.Duration
 	Now                func() time.Time
 	Logger             *slog.Logger
 	// FS holds the log's files; nil is the operating system's. Fixed at Open.
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		Fsync:              FsyncAlways,
 		FsyncInterval:      time.Second,
 		FileDeleteDelay:    time.Minute,
+		CheckpointInterval: time.Minute,
 		Now:                time.Now,
 		Logger:             slog.Default(),
 	}
@@ -88,6 +92,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FsyncInterval <= 0 {
 		c.FsyncInterval = d.FsyncInterval
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = d.CheckpointInterval
 	}
 	if c.FileDeleteDelay < 0 {
 		c.FileDeleteDelay = 0

@@ -22,9 +22,10 @@ type Log struct {
 	fs  vfs.FS // fixed at Open
 
 	// Fixed at Open, read without the lock.
-	fsync         FsyncPolicy
-	fsyncInterval time.Duration
-	logger        *slog.Logger
+	fsync              FsyncPolicy
+	fsyncInterval      time.Duration
+	checkpointInterval time.Duration
+	logger             *slog.Logger
 
 	mu        sync.RWMutex
 	cfg       Config // segment settings; may change through SetConfig
@@ -40,6 +41,8 @@ type Log struct {
 	failed    error
 	cleaner   cleanerState
 	damage    damageState // lowest damaged offset found (scrub.go)
+	// checkpointed is the recovery point last written (recoverypoint.go).
+	checkpointed int64
 
 	cleanMu sync.Mutex // one cleaning pass at a time
 	sync    *syncer
@@ -58,8 +61,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 	if err := cfg.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, logger: cfg.Logger,
-		changed: make(chan struct{}), producers: producerTable{}}
+	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
+		logger: cfg.Logger, changed: make(chan struct{}), producers: producerTable{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.file.Close()
@@ -354,7 +357,15 @@ func (l *Log) recover() error {
 	if err := l.epochs.save(l.fs, l.dir); err != nil {
 		return err
 	}
-	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: l.logEnd, logStartOffset: l.logStart})
+	rp := l.logEnd
+	if haveCP && l.logEnd < cp.recoveryPoint {
+		// Acknowledged records are gone (a file cut short, a batch damaged below the
+		// recovery point): the replica must not serve or lead until it re-copies them.
+		l.markLostBelowRecoveryPoint(l.logEnd, cp.recoveryPoint)
+		rp = cp.recoveryPoint
+	}
+	l.checkpointed = rp
+	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: rp, logStartOffset: l.logStart})
 }
 
 // scanHeaders calls visit with the header of every batch at or after offset, in order.

@@ -150,7 +150,7 @@ func (l *Log) ReadBytes(offset, maxBytes, maxOffset int64, minOneBatch bool) ([]
 		n := len(out)
 		out = out[:n+int(r.Len)]
 		if _, err := r.File.ReadAt(out[n:], r.Pos); err != nil {
-			return nil, fmt.Errorf("read %d bytes at %d: %w", r.Len, r.Pos, err)
+			return nil, fmt.Errorf("read %d bytes at %d: %w", r.Len, r.Pos, readError(err))
 		}
 	}
 	return out, nil

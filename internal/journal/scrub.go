@@ -17,9 +17,10 @@ var ErrDamaged = errors.New("log damaged")
 
 // damageState remembers the lowest offset known damaged.
 type damageState struct {
-	mu   sync.Mutex
-	from int64
-	set  bool
+	mu     sync.Mutex
+	from   int64
+	set    bool
+	lostTo int64 // the recovery point when records below it were found missing at Open
 }
 
 // Damaged reports the first offset of the lowest damaged batch found since Open, if any.
@@ -49,7 +50,7 @@ func (l *Log) forgetDamageFrom(end int64) {
 	l.damage.mu.Lock()
 	defer l.damage.mu.Unlock()
 	if l.damage.set && l.damage.from >= end {
-		l.damage.set = false
+		l.damage.set, l.damage.lostTo = false, 0
 	}
 }
 
@@ -213,7 +214,7 @@ func (l *Log) ValidateRead(r ReadResult) error {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("validate read: segment shortened under the reader: %w", err)
 			}
-			return fmt.Errorf("validate read: %w", err)
+			return fmt.Errorf("validate read: %w", readError(err))
 		}
 		for pos := 0; pos < len(b); {
 			n, err := record.PeekSize(b[pos:])

@@ -42,12 +42,19 @@ func (l *Log) runSyncer() {
 		defer t.Stop()
 		tick = t.C
 	}
+	checkpoint, stopCheckpoint := l.checkpointTicker()
+	defer stopCheckpoint()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-s.kick:
 		case <-tick:
+		case <-checkpoint:
+			if err := l.checkpointRecoveryPoint(); err != nil {
+				l.logger.Warn("journal: periodic recovery point checkpoint failed", "dir", l.dir, "err", err)
+			}
+			continue
 		}
 		l.syncOnce()
 	}
@@ -74,7 +81,7 @@ func (l *Log) syncOnce() error {
 	}
 	var err error
 	for _, seg := range files {
-		if e := seg.file.Sync(); e != nil && err == nil {
+		if e := syncFile(seg); e != nil && err == nil {
 			err = fmt.Errorf("fsync segment %d: %w", seg.base, e)
 		}
 	}
@@ -87,16 +94,21 @@ func (l *Log) syncOnce() error {
 	close(s.round)
 	s.round = make(chan struct{})
 	s.mu.Unlock()
-	if err != nil {
-		l.logger.Error("journal fsync failed; appends will fail until the log is reopened", "dir", l.dir, "err", err)
-		l.mu.Lock()
-		l.failed = err
-		l.mu.Unlock()
-	}
 	l.mu.Lock()
+	if err != nil {
+		l.failLocked(err)
+	}
 	l.notifyLocked()
 	l.mu.Unlock()
 	return err
+}
+
+// syncFile is the one place segment data is fsynced; tests replace it to inject faults.
+var syncFile = func(s *segment) error {
+	if err := injected(&syncFault, s.path); err != nil {
+		return err
+	}
+	return s.file.Sync()
 }
 
 // WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
@@ -110,7 +122,7 @@ func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
 		s.mu.Lock()
 		if s.err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("%w: %v", ErrLogFailed, s.err)
+			return fmt.Errorf("%w: %w: %v", ErrStorage, ErrLogFailed, s.err)
 		}
 		if s.synced >= endOffset {
 			s.mu.Unlock()

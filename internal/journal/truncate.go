@@ -16,6 +16,9 @@ func (l *Log) Truncate(offset int64) error {
 		return err
 	}
 	if offset >= l.logEnd {
+		// Nothing to cut, but damage recorded at the end (records found missing at Open)
+		// is repaired from here on by copying from the leader.
+		l.forgetDamageFrom(l.logEnd)
 		return nil
 	}
 	for len(l.segments) > 1 && l.segments[len(l.segments)-1].base >= offset {
@@ -32,7 +35,8 @@ func (l *Log) Truncate(offset int64) error {
 		return err
 	}
 	if err := seg.file.Sync(); err != nil {
-		return fmt.Errorf("truncate to %d: %w", offset, err)
+		l.failLocked(err)
+		return fmt.Errorf("truncate to %d: %w: %w", offset, ErrStorage, err)
 	}
 	l.logEnd = seg.next
 	l.forgetDamageFrom(l.logEnd)

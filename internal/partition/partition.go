@@ -237,11 +237,14 @@ func (p *Partition) Lagging(now time.Time, maxLag time.Duration) []int32 {
 }
 
 // Append appends a producer's batches as leader and returns without waiting; follow with
-// WaitCommitted. minISR is min.insync.replicas, checked when acksAll.
+// WaitCommitted. minISR is min.insync.replicas, checked when acksAll. The role lock is held
+// through the write (which does not wait for fsync), so once BecomeFollower returns no
+// append of the old leadership is still in flight: a log truncated after that (repair of a
+// damaged replica, issue 8) cannot get a stray batch of the old epoch.
 func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	leader, isr := p.leader, len(p.isr)
-	p.mu.Unlock()
 	switch {
 	case leader != p.self:
 		return journal.AppendResult{}, ErrNotLeader
