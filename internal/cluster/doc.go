@@ -13,6 +13,13 @@
 // (preferred.go) — are made inside Apply, so every node reaches the same decision from
 // the same log; the leader only decides when to propose.
 //
+// The raft log, stable keys and snapshots live in meta/store through the vfs seam
+// (raftstore, metastore.go), every record and file checksummed. A node that finds its store
+// damaged, or finds it gone after it once belonged to a cluster, moves the evidence aside,
+// never bootstraps again, and refuses every vote (voteguard.go) until it has caught up with
+// a leader (rebuild.go). Stores of older versions (raft-boltdb) are imported once
+// (migrate.go).
+//
 // The package never touches partition data and never imports the wire, broker or
 // journal packages.
 package cluster

@@ -6,11 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // Voter is a member of the metadata quorum.
@@ -68,15 +66,19 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	SessionTimeout    time.Duration
 	Logger            *slog.Logger
+	// FS holds the metadata store's files; nil is the operating system's.
+	FS vfs.FS
 }
 
 // Node is this process's member of the metadata quorum and its view of the metadata.
 type Node struct {
-	cfg    Config
-	raft   *raft.Raft
-	fsm    *fsm
-	store  *raftboltdb.BoltStore
-	trans  raft.Transport
+	cfg   Config
+	raft  *raft.Raft
+	fsm   *fsm
+	store *metaStores
+	trans raft.Transport
+	// guard refuses votes while the node rebuilds lost metadata; nil when it did not lose any.
+	guard  *voteGuard
 	client *http.Client
 
 	ctx          context.Context // ends at Close; owns every goroutine below
@@ -98,8 +100,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 9 * time.Second
 	}
+	fsys := vfs.Or(cfg.FS)
 	dir := filepath.Join(cfg.DataDir, "meta")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("metadata dir: %w", err)
 	}
 	logOut := &slogWriter{log: cfg.Logger.With("component", "raft")}
@@ -114,14 +117,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.SnapshotThreshold = 4096
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	voters := max(len(cfg.Voters), 1)
+	store, err := openMetaStores(fsys, dir, voters, cfg.Logger, hlog)
 	if err != nil {
-		return nil, fmt.Errorf("metadata log store: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("metadata snapshots: %w", err)
+		return nil, err
 	}
 	var trans raft.Transport
 	self := raft.ServerAddress("node-" + strconv.Itoa(int(cfg.NodeID)))
@@ -135,34 +134,33 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		trans, self = tcp, raft.ServerAddress(cfg.ControllerAddr)
 	}
-	has, err := raft.HasExistingState(store, store, snaps)
-	if err != nil {
+	var guard *voteGuard
+	if store.rebuild != "" {
+		// No bootstrap: with no configuration raft never campaigns, and learns the voters
+		// from the leader's entries or snapshot; the guard keeps it from voting meanwhile.
+		cfg.Logger.Error("metadata lost; rebuilding it from the leader, refusing votes until caught up", "reason", store.rebuild)
+		guard = newVoteGuard(trans, cfg.Logger)
+		trans = guard
+	} else if err := bootstrapIfNew(rc, cfg, store, trans, self, fsys, dir); err != nil {
+		closeTransport(trans)
 		store.Close()
-		return nil, fmt.Errorf("metadata state: %w", err)
-	}
-	if !has {
-		servers := []raft.Server{{ID: rc.LocalID, Address: self, Suffrage: raft.Voter}}
-		if len(cfg.Voters) > 0 {
-			servers = servers[:0]
-			for _, v := range cfg.Voters {
-				servers = append(servers, raft.Server{ID: raft.ServerID(strconv.Itoa(int(v.ID))), Address: raft.ServerAddress(v.Addr), Suffrage: raft.Voter})
-			}
-		}
-		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
-			store.Close()
-			return nil, fmt.Errorf("bootstrap metadata: %w", err)
-		}
+		return nil, err
 	}
 	f := newFSM()
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, f, store.log, store.log, store.snaps, trans)
 	if err != nil {
+		closeTransport(trans)
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, raft: r, fsm: f, store: store, trans: trans, client: &http.Client{}}
+	n := &Node{cfg: cfg, raft: r, fsm: f, store: store, trans: trans, guard: guard, client: &http.Client{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wg.Add(1)
 	go n.leadershipLoop(n.ctx)
+	if guard != nil {
+		n.wg.Add(1)
+		go n.watchRebuild(n.ctx, fsys, dir)
+	}
 	if cfg.HTTP != nil {
 		cfg.HTTP.node.Store(n)
 	}
@@ -178,9 +176,7 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	n.client.CloseIdleConnections()
 	err := n.raft.Shutdown().Error()
-	if c, ok := n.trans.(io.Closer); ok {
-		c.Close()
-	}
+	closeTransport(n.trans)
 	return errors.Join(err, n.store.Close())
 }
 
@@ -215,18 +211,16 @@ func (n *Node) Changes() <-chan struct{} {
 func (n *Node) WaitReady(ctx context.Context) error {
 	if len(n.cfg.Voters) <= 1 {
 		// A single voter elects itself; the barrier makes it apply the whole log.
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for n.raft.State() != raft.Leader {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for metadata leadership: %w", ctx.Err())
-			case <-tick.C:
-			}
+		if err := pollUntil(ctx, 20*time.Millisecond, func() bool { return n.raft.State() == raft.Leader }); err != nil {
+			return fmt.Errorf("waiting for metadata leadership: %w", err)
 		}
 		if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
 			return fmt.Errorf("metadata barrier: %w", err)
 		}
+	}
+	// A node rebuilding lost metadata is not ready until it has caught up with the leader.
+	if err := n.waitRebuilt(ctx); err != nil {
+		return err
 	}
 	// With more voters the registration below goes through whichever node leads; propose
 	// returns once this node has applied it, and so everything before it.
