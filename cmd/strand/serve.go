@@ -63,10 +63,7 @@ func newServeCmd() *cobra.Command {
 				}
 			}
 			fs, routes := unsafeFS(unsafeVolatile, unsafeDiskFaults, d.Logger)
-			if err := useFS(&d, fs); err != nil {
-				return err
-			}
-			d.HTTPRoutes = routes
+			d.FS, d.HTTPRoutes = fs, routes
 			b, err := broker.New(d)
 			if err != nil {
 				return err

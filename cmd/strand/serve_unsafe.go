@@ -2,13 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"syscall"
 
-	"github.com/strand-data/strand/internal/broker"
 	"github.com/strand-data/strand/internal/vfs"
 )
 
@@ -35,14 +33,6 @@ func unsafeFS(volatile, faults bool, log *slog.Logger) (vfs.FS, map[string]http.
 		"DELETE /v1/internal/disk-faults": http.HandlerFunc(h.clear),
 		"GET /v1/internal/disk-faults":    http.HandlerFunc(h.fired),
 	}
-}
-
-// useFS puts fs under the journal and the metadata store.
-func useFS(d *broker.Config, fs vfs.FS) error {
-	if _, plain := fs.(vfs.OS); plain {
-		return nil
-	}
-	return errors.New("this build's broker has no file-system seam (broker.Config.FS): the --unsafe- disk flags cannot take effect")
 }
 
 // diskFaultRequest is the body of POST /v1/internal/disk-faults.

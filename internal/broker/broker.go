@@ -61,8 +61,8 @@ type Config struct {
 	// HTTPRoutes are extra handlers for the HTTP listener by pattern ("POST /v1/..."), for
 	// endpoints that serve adds only when asked (test-only fault injection).
 	HTTPRoutes map[string]http.Handler
-	// FS holds the partitions' journal files; nil is the operating system's. Tests use an
-	// in-memory or fault-injecting one.
+	// FS holds the partitions' journal files and the metadata store's; nil is the operating
+	// system's. Tests use an in-memory, crash-simulating or fault-injecting one.
 	FS vfs.FS
 }
 
@@ -218,7 +218,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	defer func() { stopHTTP(); <-httpDone }()
 
 	meta, err := cluster.Open(ctx, cluster.Config{NodeID: b.cfg.NodeID, DataDir: b.cfg.DataDir, ControllerAddr: b.cfg.ControllerAddr,
-		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP,
+		Voters: b.cfg.Voters, KafkaAddr: advertised, Logger: b.log, HTTPAddr: b.http.Addr().String(), HTTP: metaHTTP, FS: b.cfg.FS,
 		HeartbeatInterval: time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.heartbeat.interval.ms")) * time.Millisecond,
 		SessionTimeout:    time.Duration(b.brokerConfigInt(&cluster.State{}, "broker.session.timeout.ms")) * time.Millisecond})
 	if err != nil {
