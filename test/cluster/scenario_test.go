@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println()
 	}
+	if len(integritySummary) > 0 {
+		fmt.Printf("\nintegrity scenarios (lost and div(ergent replicas) must be 0)\n%s\n%s\n%s\n\n",
+			IntegrityHeader, strings.Repeat("-", len(IntegrityHeader)), strings.Join(integritySummary, "\n"))
+	}
 	os.Exit(code)
 }
 
