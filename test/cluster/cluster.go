@@ -390,6 +390,22 @@ func (c *Cluster) DumpLogs(lines int) {
 	}
 }
 
+// SaveLogs copies every node's log into dir (for a look after the test).
+func (c *Cluster) SaveLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range c.Nodes {
+		b, err := os.ReadFile(n.logPath)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node%d.log", n.ID)), b, 0o644)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // LogLines returns the lines of the node's log that contain any of the words.
 func (n *Node) LogLines(words ...string) []string {
 	f, err := os.Open(n.logPath)

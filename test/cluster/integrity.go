@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	strandcluster "github.com/strand-data/strand/internal/cluster"
 )
 
 // The integrity scenarios (issue 8) damage what a node has on disk, or make its disk lie or
@@ -68,7 +71,10 @@ func startIntegrity(t *testing.T, name string, o integrityOptions) *integrity {
 		o.SegmentBytes = 32 << 10
 	}
 	r := &integrity{t: t, name: name, topic: topicName("integrity " + name), partitions: o.Partitions, h: &History{}}
-	r.c = Start(t, Options{Nodes: o.Nodes, Netns: o.Netns, BrokerConfigs: knownBrokerConfigs(), Args: o.Args, NodeArgs: o.NodeArgs})
+	r.c = Start(t, Options{Nodes: o.Nodes, Netns: o.Netns, BrokerConfigs: integrityBrokerConfigs(), Args: o.Args, NodeArgs: o.NodeArgs})
+	if dir := os.Getenv("STRAND_FAULTS_OUT"); dir != "" {
+		t.Cleanup(func() { r.c.SaveLogs(filepath.Join(dir, r.topic)) })
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	minISR, segment := "2", fmt.Sprint(o.SegmentBytes)
@@ -81,6 +87,43 @@ func startIntegrity(t *testing.T, name string, o integrityOptions) *integrity {
 		t.Fatalf("workload never got a write acknowledged on every partition: %v", err)
 	}
 	return r
+}
+
+// integrityBrokerConfigs adds to the suite's configs a recovery point written every half
+// second, so that damage below it (a cut file) is known as lost acknowledged data rather
+// than taken for an unclean tail (if this build knows the config).
+func integrityBrokerConfigs() []string {
+	out := knownBrokerConfigs()
+	const checkpoint = "log.flush.offset.checkpoint.interval.ms"
+	if _, ok := strandcluster.BrokerConfigDef(checkpoint); ok {
+		out = append(out, checkpoint+"=500")
+	}
+	return out
+}
+
+// logEndsReach says whether node n's log of every partition ends at or past ends[p].
+func (r *integrity) logEndsReach(n *Node, ends map[int32]int64) bool {
+	for p, end := range ends {
+		v, err := n.Metric("strand_log_end_offset", `topic="`+r.topic+`"`, fmt.Sprintf(`partition="%d"`, p))
+		if err != nil || int64(v) < end {
+			return false
+		}
+	}
+	return true
+}
+
+// highWatermarks are the partitions' high watermarks as their leaders report them now.
+func (r *integrity) highWatermarks() map[int32]int64 {
+	out := map[int32]int64{}
+	for p := int32(0); p < r.partitions; p++ {
+		leader, _, _ := r.partition(p)
+		v, err := r.c.Node(leader).Metric("strand_high_watermark", `topic="`+r.topic+`"`, fmt.Sprintf(`partition="%d"`, p))
+		if err != nil {
+			r.t.Fatalf("high watermark of p%d from node %d: %v", p, leader, err)
+		}
+		out[p] = int64(v)
+	}
+	return out
 }
 
 // partition is what the metadata says of one partition of the scenario's topic, waiting
@@ -147,6 +190,7 @@ func (r *integrity) logCount(what string) int {
 // Log lines of the broker the row counts (internal/broker scrub.go and repair.go).
 const (
 	logDamageFound = "damaged batch on disk"
+	logLostOnOpen  = "the log ends below its recovery point"
 	logRepaired    = "damaged replica truncated to its last good batch"
 	logOffline     = "partition offline on this node after a storage failure"
 )
@@ -171,7 +215,7 @@ func (r *integrity) finish() {
 		t.Logf("every ISR full %.1fs after the final read", time.Since(isrStart).Seconds())
 	}
 	r.compareReplicas()
-	found, repaired, offline := r.logCount(logDamageFound), r.logCount(logRepaired), r.logCount(logOffline)
+	found, repaired, offline := r.logCount(logDamageFound)+r.logCount(logLostOnOpen), r.logCount(logRepaired), r.logCount(logOffline)
 	for _, n := range r.c.Nodes {
 		if err := n.Stop(30 * time.Second); err != nil {
 			t.Errorf("controlled shutdown: %v", err)
