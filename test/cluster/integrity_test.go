@@ -316,6 +316,11 @@ func TestIntegrityDiskErrors(t *testing.T) {
 		} else {
 			r.noteWait(time.Since(restarted))
 		}
+		// Every partition writable again before the next fault, so that each outage is
+		// charged to its own fault.
+		if err := waitFor(moveLimit, func() bool { return r.w.AckedSince(restarted) }); err != nil {
+			t.Errorf("EIO on %s: not every partition took a write after node %d's restart: %v", ops, n.ID, err)
+		}
 	}
 	r.finish()
 }
