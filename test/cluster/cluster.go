@@ -497,6 +497,23 @@ func (c *Cluster) Partitions(ctx context.Context, topic string) (map[int32]kadm.
 	return td.Partitions, nil
 }
 
+// FullISR says whether every one of the topic's partitions has all its replicas in sync,
+// as the metadata says now.
+func (c *Cluster) FullISR(topic string, partitions int32) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil || len(parts) != int(partitions) {
+		return false
+	}
+	for _, p := range parts {
+		if len(p.ISR) != len(p.Replicas) {
+			return false
+		}
+	}
+	return true
+}
+
 // Controller is the broker id the metadata names as controller.
 func (c *Cluster) Controller(ctx context.Context) (int32, error) {
 	adm, done, err := c.admin()

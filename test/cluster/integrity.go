@@ -147,20 +147,7 @@ func (r *integrity) partition(p int32) (leader int32, replicas, isr []int32) {
 }
 
 // fullISR says whether every partition has every replica in sync.
-func (r *integrity) fullISR() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	parts, err := r.c.Partitions(ctx, r.topic)
-	if err != nil || len(parts) != int(r.partitions) {
-		return false
-	}
-	for _, p := range parts {
-		if len(p.ISR) != len(p.Replicas) {
-			return false
-		}
-	}
-	return true
-}
+func (r *integrity) fullISR() bool { return r.c.FullISR(r.topic, r.partitions) }
 
 // ackedOn says whether partition p acknowledged a write begun at or after since.
 func (r *integrity) ackedOn(p int32, since time.Time) bool {
