@@ -245,8 +245,23 @@ func (l *Log) maybeRollLocked(base, size, next int64, now int64) error {
 	return l.rollLocked(base)
 }
 
+// rollLocked closes the active segment and starts a new one at base. The old segment is
+// fsynced before the new one's name can become durable: otherwise a power loss could keep
+// the new segment and lose the old one's tail, leaving a hole of records in the middle of
+// the log that recovery cannot tell from a compaction gap and that replicas would never
+// fetch. (Under fsync=always most of its bytes are synced already, so this costs little.)
 func (l *Log) rollLocked(base int64) error {
 	active := l.segments[len(l.segments)-1]
+	if err := active.file.Sync(); err != nil {
+		l.failed = fmt.Errorf("fsync segment %d at roll: %w", active.base, err)
+		l.sync.fail(l.failed)
+		l.cfg.Logger.Error("journal fsync failed at roll; appends will fail until the log is reopened", "dir", l.dir, "err", err)
+		return l.failed
+	}
+	// Written before the directory sync below, which makes their names durable too.
+	if err := active.writeIndexes(l.fs, l.dir); err != nil {
+		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
+	}
 	seg, err := createSegment(l.fs, l.dir, base, l.cfg.Now().UnixMilli())
 	if err != nil {
 		return err
@@ -256,10 +271,6 @@ func (l *Log) rollLocked(base int64) error {
 		return err
 	}
 	l.segments = append(l.segments, seg)
-	l.unsynced = append(l.unsynced, active)
-	if err := active.writeIndexes(l.fs, l.dir); err != nil {
-		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
-	}
 	if err := l.producers.save(l.fs, l.dir, base); err != nil {
 		l.cfg.Logger.Warn("journal: producer snapshot failed; state will be rebuilt from the log", "dir", l.dir, "err", err)
 	}

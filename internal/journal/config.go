@@ -16,9 +16,14 @@ type FsyncPolicy int
 const (
 	// FsyncAlways: an append returns only after its bytes are fsynced (group commit).
 	FsyncAlways FsyncPolicy = iota
-	// FsyncInterval: bytes are fsynced every Config.FsyncInterval; a power loss may lose that much.
+	// FsyncInterval: bytes are fsynced every Config.FsyncInterval. A power loss may lose
+	// the records appended since the last completed fsync round (about one interval plus
+	// one fsync), all of them in the active segment: a roll fsyncs the segment it closes.
+	// The log reopens as a valid prefix of what was appended, never with a hole.
 	FsyncInterval
-	// FsyncNever: the operating system decides; fsync only on roll and clean close.
+	// FsyncNever: the operating system decides; fsync only on roll and clean close. A
+	// power loss may lose every record appended to the active segment since it was
+	// started, or since the last clean close; the log reopens as a valid prefix.
 	FsyncNever
 )
 

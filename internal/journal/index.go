@@ -26,8 +26,10 @@ func (s *segment) indexPaths(dir string) (string, string) {
 	return filepath.Join(dir, segmentName(s.base, ".index")), filepath.Join(dir, segmentName(s.base, ".timeindex"))
 }
 
-// writeIndexes persists the in-memory indexes. Not fsynced: a torn index is detected by its
-// checksum and rebuilt.
+// writeIndexes persists the in-memory indexes and fsyncs them (their names become durable
+// at the caller's next directory sync). A torn index is detected by its checksum and
+// rebuilt, but once a checkpoint's recovery point passes a segment its indexes must be on
+// disk, so that verify can call a bad one there damage rather than an unclean stop.
 func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
 	offPath, timePath := s.indexPaths(dir)
 	off := make([]byte, 0, len(s.index)*offsetEntrySize+trailerSize)
@@ -42,7 +44,7 @@ func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
 	for path, b := range map[string][]byte{offPath: append(off, trailer...), timePath: append(tim, trailer...)} {
 		sum := crc32.Checksum(b, crcTable)
 		b = binary.BigEndian.AppendUint32(b, sum)
-		if err := writeFile(fs, path, b); err != nil {
+		if err := writeFileSynced(fs, path, b); err != nil {
 			return fmt.Errorf("write index %s: %w", filepath.Base(path), err)
 		}
 	}
@@ -127,13 +129,16 @@ func writeChecked(fs vfs.FS, dir, name string, body []byte) error {
 	return nil
 }
 
-// writeFile writes b to path without syncing, for files a checksum guards.
-func writeFile(fs vfs.FS, path string, b []byte) error {
+// writeFileSynced writes b to path in place and fsyncs it, for files a checksum guards.
+func writeFileSynced(fs vfs.FS, path string, b []byte) error {
 	f, err := vfs.Create(fs, path)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

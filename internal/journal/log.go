@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,7 +33,6 @@ type Log struct {
 	segments  []*segment
 	logStart  int64
 	logEnd    int64
-	unsynced  []*segment // rolled segments not yet fsynced
 	epochs    epochCache
 	producers producerTable
 	changed   chan struct{}
@@ -58,7 +58,7 @@ type pendingDelete struct {
 // is truncated; missing or damaged indexes are rebuilt.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.FS.MkdirAll(dir, 0o755); err != nil {
+	if err := makeDirDurably(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
@@ -72,6 +72,18 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l.sync = newSyncer(l.logEnd)
 	go l.runSyncer()
 	return l, nil
+}
+
+// makeDirDurably creates dir if needed and, when it did, syncs the parent: until then a
+// power loss could take the new directory, and every segment acknowledged in it, away.
+func makeDirDurably(fs vfs.FS, dir string) error {
+	if vfs.Exists(fs, dir) {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return syncDir(fs, filepath.Dir(dir))
 }
 
 // Dir is the partition directory.
@@ -138,12 +150,11 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) syncAllLocked() error {
-	for _, s := range append(l.unsynced, l.segments...) {
+	for _, s := range l.segments {
 		if err := s.file.Sync(); err != nil {
 			return fmt.Errorf("sync segment %d: %w", s.base, err)
 		}
 	}
-	l.unsynced = l.unsynced[:0]
 	return nil
 }
 
@@ -309,14 +320,12 @@ func (l *Log) recover() error {
 			level = "corrupt batch"
 		}
 		l.cfg.Logger.Warn("journal recovery: truncating "+level, "dir", l.dir, "segment", s.base, "position", res.validEnd, "below_recovery_point", !verify, "err", broken)
+		if err := l.dropSegmentsAfter(i); err != nil {
+			return err
+		}
 		if err := s.truncateTo(res.validEnd, l.cfg.IndexIntervalBytes); err != nil {
 			return err
 		}
-		for _, later := range l.segments[i+1:] {
-			later.file.Close()
-			l.fs.Remove(later.path)
-		}
-		l.segments = l.segments[:i+1]
 		if res.validEnd == 0 && i > 0 {
 			s.file.Close()
 			l.fs.Remove(s.path)
@@ -330,7 +339,10 @@ func (l *Log) recover() error {
 	if l.logStart > l.logEnd {
 		l.logStart = l.logEnd
 	}
+	// The deletion timers of the segments this retires take the lock, even during recovery.
+	l.mu.Lock()
 	l.dropSegmentsBelowStartLocked()
+	l.mu.Unlock()
 
 	if ep, ok := loadEpochs(l.fs, l.dir); ok {
 		l.epochs = ep
@@ -350,9 +362,18 @@ func (l *Log) recover() error {
 	l.cleaner = loadCleanerState(l.fs, l.dir)
 	l.cleaner.truncateFrom(l.logEnd)
 
-	// Everything now in the log has been validated or was synced before; make it so.
+	// Everything now in the log has been validated or was synced before; make it so. The
+	// closed segments rebuilt above get their indexes back before the checkpoint below
+	// passes them, replacing what the crash may have torn.
 	if err := l.syncAllLocked(); err != nil {
 		return err
+	}
+	for _, s := range l.segments[:len(l.segments)-1] {
+		if s.indexDirty {
+			if err := s.writeIndexes(l.fs, l.dir); err != nil {
+				l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
+			}
+		}
 	}
 	if err := l.epochs.save(l.fs, l.dir); err != nil {
 		return err
@@ -366,6 +387,25 @@ func (l *Log) recover() error {
 	}
 	l.checkpointed = rp
 	return writeCheckpoint(l.fs, l.dir, checkpoint{recoveryPoint: rp, logStartOffset: l.logStart})
+}
+
+// dropSegmentsAfter deletes the segments after segment i during recovery, newest first, and
+// syncs the directory before the caller cuts segment i: were the cut to reach the disk and
+// the deletions not, the next Open would find them after the shortened segment, with a hole
+// of lost records between that it could not tell from a compaction gap.
+func (l *Log) dropSegmentsAfter(i int) error {
+	later := l.segments[i+1:]
+	if len(later) == 0 {
+		return nil
+	}
+	for j := len(later) - 1; j >= 0; j-- {
+		later[j].file.Close()
+		if err := l.fs.Remove(later[j].path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove segment %d after a damaged one: %w", later[j].base, err)
+		}
+	}
+	l.segments = l.segments[:i+1]
+	return syncDir(l.fs, l.dir)
 }
 
 // scanHeaders calls visit with the header of every batch at or after offset, in order.

@@ -32,6 +32,19 @@ func (s *syncer) durable() int64 {
 	return s.synced
 }
 
+// fail records an fsync error met outside the syncer (at a roll) and wakes the waiters:
+// once an fsync has failed, a later one may succeed without the lost pages, so nothing
+// more is acknowledged.
+func (s *syncer) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	close(s.round)
+	s.round = make(chan struct{})
+}
+
 // run is the syncer goroutine, owned by the Log and stopped by Close.
 func (l *Log) runSyncer() {
 	s := l.sync
@@ -60,19 +73,16 @@ func (l *Log) runSyncer() {
 	}
 }
 
-// syncOnce fsyncs every file holding unsynced appends and advances the durable offset.
+// syncOnce fsyncs the active segment and advances the durable offset. Only the active
+// segment can hold unsynced appends: a roll fsyncs the segment it closes.
 func (l *Log) syncOnce() error {
 	l.mu.Lock()
 	target := l.logEnd
-	files := append(l.unsynced[:0:0], l.unsynced...)
-	l.unsynced = l.unsynced[:0]
-	if n := len(l.segments); n > 0 {
-		files = append(files, l.segments[n-1])
-	}
+	active := l.segments[len(l.segments)-1]
 	l.mu.Unlock()
 
 	s := l.sync
-	if s.durable() >= target && len(files) <= 1 {
+	if s.durable() >= target {
 		s.mu.Lock()
 		close(s.round)
 		s.round = make(chan struct{})
@@ -80,10 +90,8 @@ func (l *Log) syncOnce() error {
 		return nil
 	}
 	var err error
-	for _, seg := range files {
-		if e := syncFile(seg); e != nil && err == nil {
-			err = fmt.Errorf("fsync segment %d: %w", seg.base, e)
-		}
+	if e := syncFile(active); e != nil {
+		err = fmt.Errorf("fsync segment %d: %w", active.base, e)
 	}
 	s.mu.Lock()
 	if err != nil {

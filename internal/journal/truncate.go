@@ -133,12 +133,6 @@ func (l *Log) retireSegmentLocked(s *segment) error {
 	offPath, timePath := s.indexPaths(l.dir)
 	l.fs.Remove(offPath)
 	l.fs.Remove(timePath)
-	for j, u := range l.unsynced {
-		if u == s {
-			l.unsynced = append(l.unsynced[:j:j], l.unsynced[j+1:]...)
-			break
-		}
-	}
 	deletedPath := s.path + ".deleted"
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {

@@ -193,6 +193,11 @@ func VerifyFS(fs vfs.FS, dir string) (PartitionReport, error) {
 			r.add(Problem{Kind: kind, File: name, Position: p.pos, FirstOffset: p.first, LastOffset: last, Detail: p.detail})
 		}
 		for _, p := range verifyIndexes(fs, dir, base, scan, active) {
+			// A segment's indexes are synced before a checkpoint's recovery point passes it;
+			// until then a power loss may tear them (Open rebuilds them), which is no damage.
+			if p.Kind == KindDamage && (cp == nil || scan.next > cp.recoveryPoint) {
+				p.Kind = KindUncleanStop
+			}
 			r.add(p)
 		}
 		prevNext = scan.next

@@ -27,6 +27,19 @@ func mustWrite(t *testing.T, fs FS, name, data string, sync bool) File {
 	return f
 }
 
+// overwrite writes s at the start of the existing file name.
+func overwrite(t *testing.T, fs FS, name, s string) {
+	t.Helper()
+	f, err := fs.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte(s), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func contents(t *testing.T, fs FS, name string) (string, bool) {
 	t.Helper()
 	b, err := ReadFile(fs, name)
@@ -184,8 +197,7 @@ func TestMemCrashDropsUnsyncedData(t *testing.T) {
 	f.Truncate(2)
 	wantContents(t, m.CrashClone(), "/f", "durable-lost") // an unsynced truncation is undone
 	// The clone is independent: writing to it does not touch the original, nor later clones.
-	g, _ := c.OpenFile("/f", os.O_RDWR, 0)
-	g.WriteAt([]byte("D"), 0)
+	overwrite(t, c, "/f", "D")
 	wantContents(t, m, "/f", "du")
 }
 
@@ -231,8 +243,7 @@ func TestMemRenameDurableOnlyAfterSyncDir(t *testing.T) {
 	wantContents(t, c, "/a/f", "moving") // the source directory still names it
 	wantContents(t, c, "/b/f", "moving")
 	// Both names reach one file, as a hard link would.
-	f, _ := c.OpenFile("/a/f", os.O_RDWR, 0)
-	f.WriteAt([]byte("M"), 0)
+	overwrite(t, c, "/a/f", "M")
 	wantContents(t, c, "/b/f", "Moving")
 }
 
