@@ -86,7 +86,7 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 		switch {
 		case !known || it.partition < 0 || int(it.partition) >= len(topic.Partitions):
 			fp.errorCode = kerr.UnknownTopicOrPartition.Code
-		case local && b.storageRefusal(topicPartition{it.topic, it.partition}, topic.Partitions[it.partition]) != nil:
+		case local && b.isOffline(topicPartition{it.topic, it.partition}) && topic.Partitions[it.partition].Leader == b.cfg.NodeID:
 			fp.errorCode = kerr.KafkaStorageError.Code
 		case !local || !part.IsLeader():
 			fp.errorCode = kerr.NotLeaderForPartition.Code

@@ -60,8 +60,8 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 			case topic.Internal:
 				rp.ErrorCode = kerr.InvalidTopicException.Code
 				rp.ErrorMessage = kmsg.StringPtr("internal topics are written by the broker only")
-			case local && b.storageRefusal(topicPartition{t.Topic, p.Partition}, topic.Partitions[p.Partition]) != nil:
-				err := b.storageRefusal(topicPartition{t.Topic, p.Partition}, topic.Partitions[p.Partition])
+			case local && b.isOffline(topicPartition{t.Topic, p.Partition}) && topic.Partitions[p.Partition].Leader == b.cfg.NodeID:
+				err := b.storageRefusal(topicPartition{t.Topic, p.Partition})
 				rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
 			case !local || !part.IsLeader():
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -368,17 +369,12 @@ func (b *Broker) watchStorage(ctx context.Context) {
 	})
 }
 
-// storageRefusal is the error for a request to a replica offline on this node while the
-// metadata still names it leader, nil otherwise.
-func (b *Broker) storageRefusal(tp topicPartition, meta cluster.Partition) error {
-	if meta.Leader != b.cfg.NodeID {
-		return nil
-	}
+// storageRefusal is the error answered for a replica offline on this node while the
+// metadata still names it leader (once it names another, clients get NOT_LEADER and go
+// there).
+func (b *Broker) storageRefusal(tp topicPartition) error {
 	b.repair.mu.Lock()
 	cause := b.repair.failed[tp]
 	b.repair.mu.Unlock()
-	if cause == nil {
-		return nil
-	}
-	return errors.Join(journal.ErrStorage, cause)
+	return fmt.Errorf("%w: partition offline on this node: %v", journal.ErrStorage, cause)
 }

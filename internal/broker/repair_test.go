@@ -276,3 +276,28 @@ func TestRestartWithTruncatedSegment(t *testing.T) {
 	})
 	f.healed()
 }
+
+// TestDiskFullLeaderHandsOver: the leader's appends keep failing with ENOSPC; after
+// diskFullGrace it hands leadership over without failing its log, and once space is back
+// it copies from the new leader and rejoins the ISR.
+func TestDiskFullLeaderHandsOver(t *testing.T) {
+	f := newRepairFixture(t, "full")
+	old := diskFullGrace
+	diskFullGrace = 300 * time.Millisecond
+	t.Cleanup(func() { diskFullGrace = old })
+	leader := f.leader(0)
+	restore := journal.InjectWriteError(filepath.Join(f.c.cfgs[leader-1].DataDir, f.topic+"-0"), syscall.ENOSPC)
+	f.produce(150, 20)
+	if l := f.leader(int(leader % 3)); l == leader || l < 0 {
+		t.Fatalf("leader %d after node %d's disk filled", l, leader)
+	}
+	b := f.c.brokers[leader-1]
+	if v := testutil.ToFloat64(b.repair.offline.WithLabelValues(f.topic, "0")); v != 0 {
+		t.Fatalf("a full disk took the partition offline")
+	}
+	if err := f.replica(leader).Log().Failure(); err != nil {
+		t.Fatalf("a full disk failed the log: %v", err)
+	}
+	restore()
+	f.healed()
+}
