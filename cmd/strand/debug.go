@@ -37,8 +37,8 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Check every partition under --data-dir: each segment batch by batch (length, magic,
 CRC-32C, offsets increasing), the offset and time indexes (checksum, trailer, entries at
 batch boundaries), the checkpoint, the leader-epoch-checkpoint, producer snapshots and the
-cleaner checkpoint; and the raft snapshots under meta/. Nothing is opened for writing and
-nothing is repaired, so it is safe on a running node.
+cleaner checkpoint; and the metadata store under meta/ (raft log, stable keys, snapshots).
+Nothing is opened for writing and nothing is repaired, so it is safe on a running node.
 
 One line per problem: its kind, the file, the byte position and the offsets affected.
   damage        bytes that no clean run or power loss explains; exit status 1

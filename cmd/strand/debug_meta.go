@@ -12,7 +12,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/strand-data/strand/internal/cluster/raftstore"
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // metaReport is what `debug verify` could check of the metadata directory.
@@ -23,13 +25,21 @@ type metaReport struct {
 	NotChecked string `json:"not_checked"`
 }
 
-// verifyMeta checks the raft file snapshots under dataDir/meta/snapshots: each meta.json
-// must parse and its CRC-64 (ECMA, as hashicorp/raft writes it) and size must match
-// state.bin. The raft log itself (meta/raft.db, bbolt) is not checked: opening it takes a
-// file lock that a running node holds, and reading it without bbolt would mean
-// reimplementing its page format.
+// verifyMeta checks the metadata store under dataDir/meta/store (log, stable keys and
+// snapshots, each record and file against its CRC-32C, with raftstore.Check), and the raft
+// file snapshots older versions left under dataDir/meta/snapshots: each meta.json must parse
+// and its CRC-64 (ECMA, as hashicorp/raft writes it) and size must match state.bin. An older
+// version's raft log (meta/raft.db, bbolt) is not checked: opening it takes a file lock
+// that a running node holds, and reading it without bbolt would mean reimplementing its page
+// format.
 func verifyMeta(dataDir string) metaReport {
-	r := metaReport{NotChecked: "meta/raft.db (the raft log) is not checked"}
+	r := metaReport{NotChecked: "meta/raft.db (an older version's raft log) is not checked"}
+	store := filepath.Join(dataDir, "meta", "store")
+	if _, err := os.Stat(store); err == nil {
+		if err := raftstore.Check(vfs.OS{}, store, filepath.Join(store, "snapshots")); err != nil {
+			r.Problems = append(r.Problems, metaProblem(filepath.Join("meta", "store"), err.Error()))
+		}
+	}
 	root := filepath.Join(dataDir, "meta", "snapshots")
 	entries, err := os.ReadDir(root)
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strand-data/strand/internal/cluster/raftstore"
 	"github.com/strand-data/strand/internal/record"
 	"github.com/strand-data/strand/test/harness"
 )
@@ -108,5 +110,30 @@ func TestVerifyMetaSnapshots(t *testing.T) {
 	}
 	if r := verifyMeta(data); len(r.Problems) != 1 || !strings.Contains(r.Problems[0].Detail, "CRC-64") {
 		t.Fatalf("damaged snapshot: %+v", r)
+	}
+}
+
+func TestVerifyMetaStore(t *testing.T) {
+	data := t.TempDir()
+	dir := filepath.Join(data, "meta", "store")
+	s, err := raftstore.Open(dir, raftstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		if err := s.StoreLog(&raft.Log{Index: i, Term: 1, Data: []byte("a metadata command")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if r := verifyMeta(data); len(r.Problems) != 0 {
+		t.Fatalf("intact store: %+v", r)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "log-*.seg"))
+	b, _ := os.ReadFile(segs[0])
+	b[len(b)/2] ^= 1
+	os.WriteFile(segs[0], b, 0o644)
+	if r := verifyMeta(data); len(r.Problems) != 1 || !strings.Contains(r.Problems[0].Detail, "damaged") {
+		t.Fatalf("damaged store: %+v", r)
 	}
 }

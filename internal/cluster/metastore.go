@@ -48,11 +48,18 @@ func (m *metaStores) Close() error { return m.log.Close() }
 // openMetaStores opens the stores in metaDir, importing a raft-boltdb store of an older
 // version first. Damage found there is moved aside and the node starts empty to rebuild,
 // unless it is the only voter: then nobody holds a copy, and Open fails loudly instead.
-func openMetaStores(fsys vfs.FS, metaDir string, voters int, logger *slog.Logger, hlog hclog.Logger) (*metaStores, error) {
+func openMetaStores(fsys vfs.FS, metaDir string, nodeID int32, voters int, logger *slog.Logger, hlog hclog.Logger) (*metaStores, error) {
 	storeDir := filepath.Join(metaDir, storeDirName)
 	member := vfs.Exists(fsys, filepath.Join(metaDir, markerName)) ||
 		vfs.Exists(fsys, filepath.Join(metaDir, legacyBoltName)) ||
 		raftstore.HasSegments(fsys, storeDir)
+	if member {
+		// Before anything else: should the store be damaged and moved aside, and the node
+		// crash before it has rebuilt, it must still know not to bootstrap.
+		if err := markBootstrapped(fsys, metaDir, nodeID); err != nil {
+			return nil, fmt.Errorf("bootstrap marker: %w", err)
+		}
+	}
 	if !vfs.Exists(fsys, storeDir) {
 		if err := migrateLegacy(fsys, metaDir, storeDir, logger, hlog); err != nil {
 			return nil, err

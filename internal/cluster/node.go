@@ -118,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc.SnapshotThreshold = 4096
 
 	voters := max(len(cfg.Voters), 1)
-	store, err := openMetaStores(fsys, dir, voters, cfg.Logger, hlog)
+	store, err := openMetaStores(fsys, dir, cfg.NodeID, voters, cfg.Logger, hlog)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +146,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		store.Close()
 		return nil, err
 	}
+	// Replication to a slow follower and the leader's own applies read recent entries; the
+	// cache keeps them from a file read (and CRC check) each.
+	logs, err := raft.NewLogCache(512, store.log)
+	if err != nil {
+		closeTransport(trans)
+		store.Close()
+		return nil, fmt.Errorf("metadata log cache: %w", err)
+	}
 	f := newFSM()
-	r, err := raft.NewRaft(rc, f, store.log, store.log, store.snaps, trans)
+	r, err := raft.NewRaft(rc, f, logs, store.log, store.snaps, trans)
 	if err != nil {
 		closeTransport(trans)
 		store.Close()

@@ -45,7 +45,7 @@ func (n *Node) watchRebuild(ctx context.Context, fsys vfs.FS, metaDir string) {
 	var index uint64
 	caughtUp := func() bool {
 		var ok bool
-		index, ok = n.guard.lift(n.raft.AppliedIndex())
+		index, ok = n.guard.lift(n.raft.AppliedIndex(), n.raft.CurrentTerm())
 		return ok
 	}
 	if pollUntil(ctx, 20*time.Millisecond, caughtUp) != nil {

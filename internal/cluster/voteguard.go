@@ -17,17 +17,23 @@ import (
 // rebuilds it refuses every vote and pre-vote, and declines leadership transfers, without
 // raft seeing the request; every other RPC passes through unchanged.
 //
-// It learns how far it must catch up from the first leader that reaches it: the commit index
-// in that leader's AppendEntries (or the last index of the snapshot it installs). The node
-// lifts the guard once it has applied that far (see Node.watchRebuild).
+// It learns how far it must catch up from the leaders that reach it: the commit index in the
+// first AppendEntries (or the last index of the snapshot installed) of the newest term seen.
+// The node lifts the guard once it has applied that far in that same term (see
+// Node.watchRebuild): a deposed leader that reached it first is overruled by the newer
+// leader's higher term. A deposed leader alone, cut off from the newer one, can still lift
+// the guard early; only a quorum read could rule that out.
 type voteGuard struct {
 	raft.Transport
 	out chan raft.RPC
 	log *slog.Logger
 
 	rebuilding atomic.Bool
-	target     atomic.Uint64 // 0 until a leader told us its commit index
-	refused    atomic.Int64  // votes and pre-votes refused
+	refused    atomic.Int64 // votes and pre-votes refused
+
+	mu         sync.Mutex
+	target     uint64 // 0 until a leader told us its commit index
+	targetTerm uint64 // the term of the leader that did
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -135,25 +141,32 @@ func (g *voteGuard) header() raft.RPCHeader {
 	return raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, Addr: g.EncodePeer("", g.LocalAddr())}
 }
 
-// observe notes how far the first leader to reach us had committed.
+// observe notes how far the first leader of the newest term to reach us had committed.
 func (g *voteGuard) observe(cmd any) {
-	var commit uint64
+	var term, commit uint64
 	switch req := cmd.(type) {
 	case *raft.AppendEntriesRequest:
-		commit = req.LeaderCommitIndex
+		term, commit = req.Term, req.LeaderCommitIndex
 	case *raft.InstallSnapshotRequest:
-		commit = req.LastLogIndex
+		term, commit = req.Term, req.LastLogIndex
 	}
-	if commit > 0 {
-		g.target.CompareAndSwap(0, commit)
+	if commit == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.target == 0 || term > g.targetTerm {
+		g.target, g.targetTerm = commit, term
 	}
 }
 
-// lift ends the guard once applied reaches the leader's commit index; it reports that index
-// when it did.
-func (g *voteGuard) lift(applied uint64) (uint64, bool) {
-	target := g.target.Load()
-	if !g.rebuilding.Load() || target == 0 || applied < target {
+// lift ends the guard once the node, in the term of the leader it heard from, has applied
+// as far as that leader had committed; it reports that index when it did.
+func (g *voteGuard) lift(applied, currentTerm uint64) (uint64, bool) {
+	g.mu.Lock()
+	target, term := g.target, g.targetTerm
+	g.mu.Unlock()
+	if !g.rebuilding.Load() || target == 0 || term != currentTerm || applied < target {
 		return 0, false
 	}
 	return target, g.rebuilding.CompareAndSwap(true, false)

@@ -65,11 +65,19 @@ func TestVoteGuardRefusesVotesUntilCaughtUp(t *testing.T) {
 		t.Fatalf("append entries answered by the guard: %+v", r)
 	}
 	sendThrough(t, inner.in, g, &raft.AppendEntriesRequest{Term: 7, LeaderCommitIndex: 90})
-	if _, ok := g.lift(39); ok || !g.rebuilding.Load() {
+	if _, ok := g.lift(39, 7); ok || !g.rebuilding.Load() {
 		t.Fatal("lifted before applying the leader's commit index")
 	}
-	if index, ok := g.lift(40); !ok || index != 40 {
-		t.Fatalf("lift at 40: %d %v", index, ok)
+	// A newer leader overrules the one heard first.
+	sendThrough(t, inner.in, g, &raft.AppendEntriesRequest{Term: 8, LeaderCommitIndex: 60})
+	if _, ok := g.lift(59, 8); ok {
+		t.Fatal("lifted below the newer leader's commit index")
+	}
+	if _, ok := g.lift(60, 7); ok {
+		t.Fatal("lifted in an older term than the leader's")
+	}
+	if index, ok := g.lift(60, 8); !ok || index != 60 {
+		t.Fatalf("lift at 60: %d %v", index, ok)
 	}
 	if r := sendThrough(t, inner.in, g, vote); r != nil {
 		t.Fatalf("vote refused after catching up: %+v", r)

@@ -63,16 +63,38 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.stable, err = readStable(s.fs, filepath.Join(dir, stableFile)); err != nil {
 		return nil, err
 	}
-	if err := s.load(); err != nil {
+	if err := s.load(false); err != nil {
 		s.closeFiles()
 		return nil, err
 	}
 	return s, nil
 }
 
-// load reads the first index and every segment, checks that they join up, and only then
-// changes anything on disk (the torn tail, segments wholly below the first index).
-func (s *Store) load() error {
+// Check runs every check Open makes on the store in dir, and on its snapshots in snapDir,
+// without changing anything: files are opened read-only and a torn tail is left in place.
+// It is for tools (strand debug verify) that look at a data dir, even one a node is using.
+func Check(fsys vfs.FS, dir, snapDir string) error {
+	s := &Store{fs: vfs.Or(fsys), dir: dir, log: slog.New(slog.DiscardHandler)}
+	var err error
+	if s.stable, err = readStable(s.fs, filepath.Join(dir, stableFile)); err != nil {
+		return err
+	}
+	err = s.load(true)
+	s.closeFiles()
+	if err != nil {
+		return err
+	}
+	snaps := &SnapshotStore{fs: s.fs, dir: snapDir, log: s.log}
+	if vfs.Exists(s.fs, snapDir) {
+		_, err = snaps.list(false)
+	}
+	return err
+}
+
+// load reads the first index and every segment, checks that they join up, and only then,
+// unless readOnly, changes anything on disk (the torn tail, segments wholly below the first
+// index).
+func (s *Store) load(readOnly bool) error {
 	bases, err := listSegments(s.fs, s.dir)
 	if err != nil {
 		return err
@@ -87,7 +109,11 @@ func (s *Store) load() error {
 	var tornAt int64 = -1
 	for i, base := range bases {
 		path := segmentPath(s.dir, base)
-		f, err := s.fs.OpenFile(path, os.O_RDWR, 0)
+		flag := os.O_RDWR
+		if readOnly {
+			flag = os.O_RDONLY
+		}
+		f, err := s.fs.OpenFile(path, flag, 0)
 		if err != nil {
 			return fmt.Errorf("open segment %s: %w", path, err)
 		}
@@ -117,6 +143,9 @@ func (s *Store) load() error {
 		return fmt.Errorf("%w: %s: first index %d, but the oldest segment starts at %d", ErrDamaged, s.dir, first, s.segments[0].base)
 	}
 	s.first = first
+	if readOnly {
+		return nil
+	}
 	// Checks are done; now repair what a crash may have left half-done.
 	if tornAt >= 0 {
 		seg := s.segments[len(s.segments)-1]

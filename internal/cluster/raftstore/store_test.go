@@ -230,3 +230,26 @@ func TestStoreGetLogChecksAgain(t *testing.T) {
 		t.Fatalf("reading a flipped entry: %v", err)
 	}
 }
+
+func TestCheckChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, 0)
+	storeRange(t, s, 1, 10)
+	s.Close()
+	if err := Check(vfs.OS{}, dir, filepath.Join(dir, "snapshots")); err != nil {
+		t.Fatalf("intact store: %v", err)
+	}
+	path := newestSegment(t, dir)
+	info, _ := os.Stat(path)
+	os.Truncate(path, info.Size()-3)
+	if err := Check(vfs.OS{}, dir, filepath.Join(dir, "snapshots")); err != nil {
+		t.Fatalf("torn tail: %v", err)
+	}
+	if after, _ := os.Stat(path); after.Size() != info.Size()-3 {
+		t.Fatal("Check truncated the torn tail")
+	}
+	flipByte(t, path, info.Size()/3)
+	if err := Check(vfs.OS{}, dir, filepath.Join(dir, "snapshots")); !errors.Is(err, ErrDamaged) {
+		t.Fatalf("damaged: %v", err)
+	}
+}
