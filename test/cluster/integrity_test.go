@@ -241,10 +241,10 @@ func TestIntegrityOSCrashPauseCut(t *testing.T) {
 }
 
 // restartPlain stops a node that runs on volatile writes and starts it on the real file
-// system. Its every exit, a clean one too, is an OS crash: what it never synced is gone, and
-// the journal leaves index files unsynced by design (checksummed, rebuilt at open), which
-// `strand debug verify` reports. The final verify is of what a restart makes of that state;
-// the report right after the crash is logged.
+// system. Its every exit, a clean one too, is an OS crash: what it never synced is gone. Files
+// the journal may leave unsynced (checksummed, rebuilt at open; index files before the vfs
+// branch synced them) are then reported by `strand debug verify`, so the final verify is of
+// what a restart makes of that state, and the report right after the crash is logged.
 func (r *integrity) restartPlain(n *Node) {
 	t := r.t
 	if err := n.Stop(30 * time.Second); err != nil {
