@@ -23,6 +23,7 @@ func newServeCmd() *cobra.Command {
 	d := broker.DefaultConfig()
 	var fsync, voters, logLevel, pprofAddr string
 	var brokerConfigs []string
+	var unsafeVolatile, unsafeDiskFaults bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a Strand node (Kafka protocol and HTTP)",
@@ -67,6 +68,8 @@ func newServeCmd() *cobra.Command {
 					return fmt.Errorf("--controller-voters: %w", err)
 				}
 			}
+			fs, routes := unsafeFS(unsafeVolatile, unsafeDiskFaults, d.Logger)
+			d.FS, d.HTTPRoutes = fs, routes
 			b, err := broker.New(d)
 			if err != nil {
 				return err
@@ -98,6 +101,12 @@ func newServeCmd() *cobra.Command {
 	f.Int64Var(&d.CleanerDedupeBufferSize, "cleaner-dedupe-buffer-size", d.CleanerDedupeBufferSize, "bytes of memory for the log cleaner's key map (log.cleaner.dedupe.buffer.size)")
 	f.Int64Var(&d.CleanerIOBytesPerSecond, "cleaner-io-bytes-per-second", d.CleanerIOBytesPerSecond, "log cleaner read+write budget in bytes per second; 0 for no limit")
 	f.Int64Var(&d.ScrubBytesPerSecond, "scrub-bytes-per-second", d.ScrubBytesPerSecond, "rate at which closed segments are re-read to find damaged batches; 0 disables the scrubber")
+	f.DurationVar(&d.ScrubIdle, "scrub-idle", d.ScrubIdle, "how long the scrubber rests after a pass that found nothing to read")
+	f.BoolVar(&unsafeVolatile, "unsafe-volatile-writes", false, "test only: keep written data in memory until synced, so a kill loses what an OS crash would")
+	f.BoolVar(&unsafeDiskFaults, "unsafe-disk-faults", false, "test only: serve POST/DELETE /v1/internal/disk-faults to make this node's disk fail")
+	for _, name := range []string{"unsafe-volatile-writes", "unsafe-disk-faults"} {
+		cobra.CheckErr(f.MarkHidden(name))
+	}
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,8 +55,14 @@ type Config struct {
 	CleanerIOBytesPerSecond int64
 	// ScrubBytesPerSecond bounds the background re-reading of closed segments; 0 disables it.
 	ScrubBytesPerSecond int64
-	// FS holds the partitions' journal files; nil is the operating system's. Tests use an
-	// in-memory or fault-injecting one.
+	// ScrubIdle is how long the scrubber rests after a pass that found nothing to read; 0
+	// means the default (10s).
+	ScrubIdle time.Duration
+	// HTTPRoutes are extra handlers for the HTTP listener by pattern ("POST /v1/..."), for
+	// endpoints that serve adds only when asked (test-only fault injection).
+	HTTPRoutes map[string]http.Handler
+	// FS holds the partitions' journal files and the metadata store's; nil is the operating
+	// system's. Tests use an in-memory, crash-simulating or fault-injecting one.
 	FS vfs.FS
 }
 
@@ -98,7 +105,8 @@ func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
 		Fsync: journal.FsyncAlways, Logger: slog.Default(),
-		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20, ScrubBytesPerSecond: 16 << 20}
+		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20, ScrubBytesPerSecond: 16 << 20,
+		ScrubIdle: 10 * time.Second}
 }
 
 type topicPartition struct {
@@ -198,6 +206,9 @@ func (b *Broker) Run(ctx context.Context) error {
 	advertised := b.cfg.AdvertisedKafkaAddr
 	if advertised == "" {
 		advertised = b.wire.Addr().String()
+	}
+	for pattern, h := range b.cfg.HTTPRoutes {
+		b.http.Handle(pattern, h)
 	}
 	metaHTTP := cluster.NewHTTPHandler()
 	metaHTTP.Register(b.http)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ func (b *Broker) runScrubber(ctx context.Context) {
 		if read == 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(scrubIdle):
+			case <-time.After(cmp.Or(b.cfg.ScrubIdle, scrubIdle)):
 			}
 		}
 	}

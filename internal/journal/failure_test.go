@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // replaceWriteAt makes segment writes go through fn until the returned function (or the

@@ -27,12 +27,14 @@ import (
 
 // Options configure a cluster.
 type Options struct {
-	Nodes         int            // 1, 3 or 5
-	Netns         bool           // each node in a network namespace of its own (needs root)
-	Fsync         string         // "" means always
-	BrokerConfigs []string       // name=value, passed to every node as --broker-config
-	DataDirs      map[int]string // per node index: a data dir to use instead of a fresh one
-	ReadyTimeout  time.Duration  // "" means 60s
+	Nodes         int              // 1, 3 or 5
+	Netns         bool             // each node in a network namespace of its own (needs root)
+	Fsync         string           // "" means always
+	BrokerConfigs []string         // name=value, passed to every node as --broker-config
+	DataDirs      map[int]string   // per node index: a data dir to use instead of a fresh one
+	ReadyTimeout  time.Duration    // "" means 60s
+	Args          []string         // extra `strand serve` flags for every node
+	NodeArgs      map[int][]string // per node index: extra flags for that node only
 }
 
 // Cluster is N `strand serve` processes forming one cluster, every node a metadata voter.
@@ -199,6 +201,7 @@ func (n *Node) spawn() error {
 	for _, kv := range n.c.opts.BrokerConfigs {
 		args = append(args, "--broker-config", kv)
 	}
+	args = append(append(args, n.c.opts.Args...), n.c.opts.NodeArgs[n.Index]...)
 	bin := strandBinary(n.c.t)
 	var cmd *exec.Cmd
 	if n.ns != "" {
@@ -387,6 +390,22 @@ func (c *Cluster) DumpLogs(lines int) {
 	}
 }
 
+// SaveLogs copies every node's log into dir (for a look after the test).
+func (c *Cluster) SaveLogs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range c.Nodes {
+		b, err := os.ReadFile(n.logPath)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node%d.log", n.ID)), b, 0o644)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // LogLines returns the lines of the node's log that contain any of the words.
 func (n *Node) LogLines(words ...string) []string {
 	f, err := os.Open(n.logPath)
@@ -476,6 +495,23 @@ func (c *Cluster) Partitions(ctx context.Context, topic string) (map[int32]kadm.
 		return nil, fmt.Errorf("topic %s: %w", topic, td.Err)
 	}
 	return td.Partitions, nil
+}
+
+// FullISR says whether every one of the topic's partitions has all its replicas in sync,
+// as the metadata says now.
+func (c *Cluster) FullISR(topic string, partitions int32) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil || len(parts) != int(partitions) {
+		return false
+	}
+	for _, p := range parts {
+		if len(p.ISR) != len(p.Replicas) {
+			return false
+		}
+	}
+	return true
 }
 
 // Controller is the broker id the metadata names as controller.

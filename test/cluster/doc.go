@@ -13,11 +13,38 @@
 // the final read the replicas' logs are compared on disk (replicas.go). Each scenario
 // prints one row; TestMain prints the table of all scenarios run.
 //
+// The integrity scenarios (integrity_test.go, issue 8) damage what a node has on disk or make
+// its disk lie or fail, under the same load: a bit flipped in a closed segment of a follower,
+// of the leader, of two replicas at different offsets (5 nodes, RF 5); the newest segments
+// of a leader cut to half while it is down; every node killed at once, 30 times; an OS crash
+// of one node while another is paused and a third cut off; EIO on write, fsync and read of
+// one partition's files on its leader. Each must lose nothing acknowledged, end with replicas
+// byte-identical below the high watermark (batch by batch and by a sha256 of the batches on
+// every node) and data dirs that `strand debug verify` finds clean after a SIGTERM stop.
+// Each prints a row of IntegrityHeader: damage found, repairs and partitions taken offline
+// are counted from the nodes' logs; TestMain prints the integrity table after the faults'.
+//
+// Two hidden `strand serve` flags exist for these scenarios only (never for a real node):
+//
+//	--unsafe-volatile-writes  the journal and metadata files go through vfs.Volatile: data
+//	                          stays in process memory until synced, so kill -9 loses what
+//	                          an OS crash would (names are durable at once; see vfs.Volatile)
+//	--unsafe-disk-faults      the files go through vfs.Faulty, steered over HTTP:
+//	                          POST /v1/internal/disk-faults {"ops":"write,sync","path":"t-0/",
+//	                          "kind":"error|short|bitflip","after":0,"times":0,"err":"EIO|ENOSPC"},
+//	                          DELETE to clear every rule, GET for {"fired": n}
+//
+// The integrity runs also pass --scrub-idle 200ms where they wait for the scrubber, and
+// log.flush.offset.checkpoint.interval.ms=500 so a cut file is known as lost acknowledged
+// data. STRAND_FAULTS_OUT=dir also keeps every integrity run's node logs there.
+//
 // Running:
 //
-//	go test ./test/cluster/                      short form: every scenario once, ~2 minutes
+//	go test ./test/cluster/                      short form: every scenario once, ~6 minutes
+//	go test ./test/cluster/ -run TestIntegrity -v  the integrity scenarios, ~4 minutes
 //	STRAND_FAULTS_LONG=1 go test -timeout 20m ./test/cluster/
-//	                                             3x the repetitions, 2x the fault time, 5 nodes
+//	                                             3x the repetitions, 2x the fault time, 5 nodes,
+//	                                             100 all-node crashes
 //	go test -short ./test/cluster/               only the pure checker tests
 //
 // Scenarios with network faults need root and `ip netns` (tc tbf for the slow link; netem

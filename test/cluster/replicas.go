@@ -27,33 +27,63 @@ type Batch struct {
 // ReadBatches lists the batches of a partition directory's segments in offset order,
 // stopping at a torn tail.
 func ReadBatches(dir string) ([]Batch, error) {
+	located, err := LocateBatches(dir)
+	out := make([]Batch, len(located))
+	for i, b := range located {
+		out[i] = b.Batch
+	}
+	return out, err
+}
+
+// LocatedBatch is a batch and where its bytes are: Size bytes at Pos of segment File.
+type LocatedBatch struct {
+	Batch
+	File      string
+	Pos, Size int64
+}
+
+// Segments lists a partition directory's segment files in offset order.
+func Segments(dir string) ([]string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(names) // 20-digit zero-padded base offsets sort as numbers
-	var out []Batch
+	out := names[:0]
 	for _, name := range names {
-		if _, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), ".log"), 10, 64); err != nil {
-			continue
+		if _, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(name), ".log"), 10, 64); err == nil {
+			out = append(out, name)
 		}
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		bs, err := readSegment(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		out = append(out, bs...)
 	}
 	return out, nil
 }
 
-func readSegment(r io.Reader) ([]Batch, error) {
-	var out []Batch
+// LocateBatches is ReadBatches with each batch's file and position.
+func LocateBatches(dir string) ([]LocatedBatch, error) {
+	names, err := Segments(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []LocatedBatch
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		bs, err := readSegment(f, name)
+		f.Close()
+		out = append(out, bs...)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+func readSegment(r io.Reader, name string) ([]LocatedBatch, error) {
+	var out []LocatedBatch
 	head := make([]byte, 27) // baseOffset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2, lastOffsetDelta 4
+	var pos int64
 	for {
 		if _, err := io.ReadFull(r, head); err != nil {
 			return out, nil // end, or a torn tail
@@ -62,12 +92,14 @@ func readSegment(r io.Reader) ([]Batch, error) {
 		if length < 15 || head[16] != 2 {
 			return out, fmt.Errorf("batch at offset %d: length %d, magic %d", int64(binary.BigEndian.Uint64(head[0:8])), length, head[16])
 		}
-		b := Batch{Base: int64(binary.BigEndian.Uint64(head[0:8])), CRC: binary.BigEndian.Uint32(head[17:21])}
+		b := LocatedBatch{Batch: Batch{Base: int64(binary.BigEndian.Uint64(head[0:8])), CRC: binary.BigEndian.Uint32(head[17:21])},
+			File: name, Pos: pos, Size: 12 + length}
 		b.Last = b.Base + int64(int32(binary.BigEndian.Uint32(head[23:27])))
 		if _, err := io.CopyN(io.Discard, r, length-15); err != nil {
 			return out, nil // torn tail
 		}
 		out = append(out, b)
+		pos += b.Size
 	}
 }
 

@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println()
 	}
+	if len(integritySummary) > 0 {
+		fmt.Printf("\nintegrity scenarios (lost and div(ergent replicas) must be 0)\n%s\n%s\n%s\n\n",
+			IntegrityHeader, strings.Repeat("-", len(IntegrityHeader)), strings.Join(integritySummary, "\n"))
+	}
 	os.Exit(code)
 }
 
@@ -324,17 +328,4 @@ func firstLost(h *History) (Produce, bool) {
 }
 
 // fullISR says whether every partition of the scenario's topic has all its replicas in sync.
-func fullISR(r *env) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	parts, err := r.c.Partitions(ctx, r.topic)
-	if err != nil || len(parts) != int(r.w.Partitions) {
-		return false
-	}
-	for _, p := range parts {
-		if len(p.ISR) != len(p.Replicas) {
-			return false
-		}
-	}
-	return true
-}
+func fullISR(r *env) bool { return r.c.FullISR(r.topic, r.w.Partitions) }
