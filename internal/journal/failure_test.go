@@ -3,7 +3,6 @@ package journal
 import (
 	"context"
 	"errors"
-	"github.com/strand-data/strand/internal/vfs"
 	"os"
 	"path/filepath"
 	"sort"
