@@ -71,7 +71,7 @@ func TestPowerLossOfEveryNode(t *testing.T) {
 			defer wg.Done()
 			// A bounded load per cycle: what matters is that writes are in flight when the
 			// power goes, and reading everything back after every cycle stays cheap.
-			for i := 0; i < 20000 && loadCtx.Err() == nil; i++ {
+			for i := 0; i < 3000 && loadCtx.Err() == nil; i++ {
 				v := fmt.Sprintf("c%d-%d", cycle, i)
 				prod.Produce(loadCtx, &kgo.Record{Value: []byte(v)}, func(r *kgo.Record, err error) {
 					if err != nil {

@@ -34,6 +34,12 @@ import (
 // fetch answer KAFKA_STORAGE_ERROR while the metadata still names it leader, its fetcher
 // stops, and it is reported so leadership and ISR membership move to the other replicas.
 //
+// Read errors: one is counted and answered with KAFKA_STORAGE_ERROR, but readErrorLimit of
+// them within readErrorWindow take the replica offline like a failed write. A disk that
+// keeps failing reads would otherwise keep leading while its followers, unable to fetch,
+// drop out of the ISR one by one, until the partition could take no acks=all write and no
+// other replica could lead.
+//
 // A leader whose appends keep failing with ENOSPC for longer than diskFullGrace is reported
 // as disk-full: it hands leadership over but stays a follower, since its log is intact (the
 // partial write was undone), and rejoins the ISR when it can copy again.
@@ -44,6 +50,9 @@ import (
 var (
 	repairRetry   = 2 * time.Second
 	diskFullGrace = 5 * time.Second
+
+	readErrorLimit  = 3
+	readErrorWindow = 10 * time.Second
 )
 
 // repairState is the broker's side of quarantine and repair.
@@ -56,10 +65,12 @@ type repairState struct {
 	damaged  map[topicPartition]int64     // replicas quarantined and not yet truncated: first damaged offset
 	failed   map[topicPartition]error     // replicas offline after a storage failure
 	diskFull map[topicPartition]time.Time // leaders whose appends fail with ENOSPC: since when
+	reads    map[topicPartition][]time.Time // recent read errors, within readErrorWindow
 }
 
 func newRepairState(reg prometheus.Registerer, b *Broker) *repairState {
 	r := &repairState{damaged: map[topicPartition]int64{}, failed: map[topicPartition]error{}, diskFull: map[topicPartition]time.Time{},
+		reads: map[topicPartition][]time.Time{},
 		repairs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_replica_repairs_total",
 			Help: "Damaged replicas truncated to their last good batch to be copied again from the leader."}, []string{"topic", "partition"}),
 		storageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_storage_errors_total",
@@ -301,7 +312,13 @@ func (b *Broker) noteStorageError(p *partition.Partition, err error) {
 		b.takeOffline(p, cause)
 		return
 	}
-	if !errors.Is(err, journal.ErrDiskFull) || !p.IsLeader() {
+	if !errors.Is(err, journal.ErrDiskFull) {
+		if b.readsKeepFailing(tp) {
+			b.takeOffline(p, fmt.Errorf("%d read errors within %s, the last: %w", readErrorLimit, readErrorWindow, err))
+		}
+		return
+	}
+	if !p.IsLeader() {
 		return
 	}
 	now := time.Now()
@@ -326,6 +343,18 @@ func (b *Broker) noteStorageError(p *partition.Partition, err error) {
 			}
 		}()
 	}
+}
+
+// readsKeepFailing notes a read error and reports whether readErrorLimit of them fell
+// within readErrorWindow.
+func (b *Broker) readsKeepFailing(tp topicPartition) bool {
+	now := time.Now()
+	b.repair.mu.Lock()
+	defer b.repair.mu.Unlock()
+	recent := slices.DeleteFunc(b.repair.reads[tp], func(at time.Time) bool { return now.Sub(at) > readErrorWindow })
+	recent = append(recent, now)
+	b.repair.reads[tp] = recent
+	return len(recent) >= readErrorLimit
 }
 
 // takeOffline stops serving p on this node after its log failed, once.

@@ -67,6 +67,7 @@ func (b *Broker) runScrubber(ctx context.Context) {
 			res, err := p.Log().Scrub(ctx, cursors[tp], b.cfg.ScrubBytesPerSecond, throttle)
 			if err != nil && !errors.Is(err, journal.ErrClosed) && ctx.Err() == nil {
 				b.log.Warn("scrub failed", "topic", tp.topic, "partition", tp.id, "err", err)
+				b.noteStorageError(p, err)
 			}
 			cursors[tp] = res.Next
 			read += res.Bytes

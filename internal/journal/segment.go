@@ -85,7 +85,7 @@ func (s *segment) readHeader(pos, limit int64, buf []byte) (record.Header, error
 		return record.Header{}, io.ErrUnexpectedEOF
 	}
 	if _, err := s.file.ReadAt(buf[:record.HeaderSize], pos); err != nil {
-		return record.Header{}, err
+		return record.Header{}, readError(err)
 	}
 	h, err := record.ParseHeader(buf)
 	if err != nil {
