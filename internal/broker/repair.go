@@ -62,9 +62,9 @@ type repairState struct {
 	offline       *prometheus.GaugeVec
 
 	mu       sync.Mutex
-	damaged  map[topicPartition]int64     // replicas quarantined and not yet truncated: first damaged offset
-	failed   map[topicPartition]error     // replicas offline after a storage failure
-	diskFull map[topicPartition]time.Time // leaders whose appends fail with ENOSPC: since when
+	damaged  map[topicPartition]int64       // replicas quarantined and not yet truncated: first damaged offset
+	failed   map[topicPartition]error       // replicas offline after a storage failure
+	diskFull map[topicPartition]time.Time   // leaders whose appends fail with ENOSPC: since when
 	reads    map[topicPartition][]time.Time // recent read errors, within readErrorWindow
 }
 
