@@ -44,7 +44,7 @@ func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
 	for path, b := range map[string][]byte{offPath: append(off, trailer...), timePath: append(tim, trailer...)} {
 		sum := crc32.Checksum(b, crcTable)
 		b = binary.BigEndian.AppendUint32(b, sum)
-		if err := writeFileSynced(fs, path, b); err != nil {
+		if err := vfs.WriteFileSynced(fs, path, b); err != nil {
 			return fmt.Errorf("write index %s: %w", filepath.Base(path), err)
 		}
 	}
@@ -127,22 +127,6 @@ func writeChecked(fs vfs.FS, dir, name string, body []byte) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
-}
-
-// writeFileSynced writes b to path in place and fsyncs it, for files a checksum guards.
-func writeFileSynced(fs vfs.FS, path string, b []byte) error {
-	f, err := vfs.Create(fs, path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // syncDir makes dir's entries durable.

@@ -73,7 +73,21 @@ func ReadFile(fs FS, name string) ([]byte, error) {
 // the directory.
 func WriteFileDurably(fs FS, name string, data []byte) error {
 	tmp := name + ".tmp"
-	f, err := Create(fs, tmp)
+	if err := WriteFileSynced(fs, tmp, data); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	if err := fs.Rename(tmp, name); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return fs.SyncDir(filepath.Dir(name))
+}
+
+// WriteFileSynced creates or truncates name, writes data and syncs it. Its directory entry
+// is not synced: a new name may vanish in a crash.
+func WriteFileSynced(fs FS, name string, data []byte) error {
+	f, err := Create(fs, name)
 	if err != nil {
 		return err
 	}
@@ -84,15 +98,7 @@ func WriteFileDurably(fs FS, name string, data []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		fs.Remove(tmp)
-		return err
-	}
-	if err := fs.Rename(tmp, name); err != nil {
-		fs.Remove(tmp)
-		return err
-	}
-	return fs.SyncDir(filepath.Dir(name))
+	return err
 }
 
 // Exists reports whether name exists; an error other than "does not exist" counts as existing,
