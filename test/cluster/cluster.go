@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -335,8 +336,45 @@ func (n *Node) Start(limit time.Duration) error {
 	return n.WaitReady(limit)
 }
 
-// Pause stops the process with SIGSTOP: it holds its sockets but answers nothing.
-func (n *Node) Pause() error { return n.signal(syscall.SIGSTOP, true) }
+// Pause stops the process with SIGSTOP: it holds its sockets but answers nothing. It returns
+// once every thread of the process is stopped: the signal is delivered asynchronously, and a
+// thread already running could otherwise still answer a request.
+func (n *Node) Pause() error {
+	if err := n.signal(syscall.SIGSTOP, true); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	pid := n.cmd.Process.Pid
+	n.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d: not every thread stopped 5s after SIGSTOP", n.ID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// allThreadsStopped reads /proc/PID/task/*/stat: a stopped thread's state is T.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused process with SIGCONT.
 func (n *Node) Resume() error { return n.signal(syscall.SIGCONT, false) }
