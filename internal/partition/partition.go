@@ -40,6 +40,13 @@ type Partition struct {
 	log   *journal.Log
 	epoch atomic.Int32
 
+	// roles is held shared by appends as leader, from the role check through the write, and
+	// exclusively by BecomeFollower: once that returns, no append of the old leadership is
+	// still in flight, so a log truncated after it (repair of a damaged replica, issue 8)
+	// cannot get a stray batch of the old epoch. It is apart from mu so that readers of the
+	// high watermark do not wait for writes.
+	roles sync.RWMutex
+
 	mu             sync.Mutex
 	leader         int32 // -1: no leader (offline)
 	partitionEpoch int32
@@ -132,6 +139,8 @@ func (p *Partition) BecomeLeader(leaderEpoch, partitionEpoch int32, replicas, is
 
 // BecomeFollower applies metadata that makes another node (or nobody, -1) the leader.
 func (p *Partition) BecomeFollower(leader, leaderEpoch, partitionEpoch int32, replicas, isr []int32) {
+	p.roles.Lock()
+	defer p.roles.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.leader, p.partitionEpoch = leader, partitionEpoch
@@ -237,14 +246,14 @@ func (p *Partition) Lagging(now time.Time, maxLag time.Duration) []int32 {
 }
 
 // Append appends a producer's batches as leader and returns without waiting; follow with
-// WaitCommitted. minISR is min.insync.replicas, checked when acksAll. The role lock is held
-// through the write (which does not wait for fsync), so once BecomeFollower returns no
-// append of the old leadership is still in flight: a log truncated after that (repair of a
-// damaged replica, issue 8) cannot get a stray batch of the old epoch.
+// WaitCommitted. minISR is min.insync.replicas, checked when acksAll. It holds roles shared
+// through the write (which does not wait for fsync): see Partition.roles.
 func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
+	p.roles.RLock()
+	defer p.roles.RUnlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	leader, isr := p.leader, len(p.isr)
+	p.mu.Unlock()
 	switch {
 	case leader != p.self:
 		return journal.AppendResult{}, ErrNotLeader

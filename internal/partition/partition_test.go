@@ -156,3 +156,48 @@ func TestLaggingAndRejoin(t *testing.T) {
 		t.Fatal("a caught-up follower was not asked back into the ISR")
 	}
 }
+
+// TestNoAppendAfterBecomeFollower: appends racing a leadership change either land before
+// BecomeFollower returns or are refused; none reaches the log after it, where a repair's
+// truncation could meet a stray batch of the old epoch.
+func TestNoAppendAfterBecomeFollower(t *testing.T) {
+	for round := range 20 {
+		p := openTest(t, 1)
+		p.BecomeLeader(1, 1, []int32{1}, []int32{1}, time.Now())
+		stop := make(chan struct{})
+		done := make(chan int, 4)
+		for range 4 {
+			go func() {
+				refused := 0
+				for {
+					select {
+					case <-stop:
+						done <- refused
+						return
+					default:
+					}
+					if _, err := p.Append(batch(t, 1), false, false, 1); errors.Is(err, ErrNotLeader) {
+						refused++
+					} else if err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		p.BecomeFollower(2, 2, 2, []int32{1, 2}, []int32{2})
+		end := p.Log().LogEndOffset()
+		time.Sleep(5 * time.Millisecond)
+		close(stop)
+		refused := 0
+		for range 4 {
+			refused += <-done
+		}
+		if got := p.Log().LogEndOffset(); got != end {
+			t.Fatalf("round %d: the log grew from %d to %d after BecomeFollower returned", round, end, got)
+		}
+		if refused == 0 {
+			t.Fatalf("round %d: no append was refused after the leadership moved", round)
+		}
+	}
+}
