@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/strand-data/strand/test/harness"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +25,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := harness.Run(m)
 	var out strings.Builder
 	if len(summary) > 0 {
 		fmt.Fprintf(&out, "\nfault scenarios (acked = acknowledged writes; lost, dups, order, reuse, stale, div(ergent replicas) must be 0)\n%s\n%s\n%s\n\n",

@@ -49,6 +49,16 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// Run runs a package's tests (call it from TestMain) and then removes the binary Binary
+// built, which lives in a temporary directory of its own.
+func Run(m *testing.M) int {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	return code
+}
+
 // Options configure a node.
 type Options struct {
 	DataDir string   // "" means a fresh t.TempDir()
