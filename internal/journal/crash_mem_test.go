@@ -268,7 +268,10 @@ func runMemCrash(t *testing.T, v memCrashVariant, seed uint64) {
 	checkNoHoles(t, got)
 
 	logStart, logEnd := l2.LogStartOffset(), l2.LogEndOffset()
-	if logStart < cs.start || (logStart > cs.maxStart && logStart > 0) {
+	// A start advanced past what was synced (the test advances it to 2/3 of the log end,
+	// durable or not; the broker never passes the high watermark) can come back only as far
+	// as the recovered log end: Open clamps it there.
+	if logStart < min(cs.start, logEnd) || (logStart > cs.maxStart && logStart > 0) {
 		t.Errorf("seed %d: log start %d after the crash; %d was persisted and at most %d requested", seed, logStart, cs.start, cs.maxStart)
 	}
 	if want := max(cs.durable, logStart); logEnd < want && v.fsync != FsyncNever {
