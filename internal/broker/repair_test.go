@@ -16,9 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/partition"
 	"github.com/strand-data/strand/internal/record"
+	"github.com/strand-data/strand/internal/vfs"
 )
 
 // repairFixture is a 3-node cluster with one RF 3 partition of small segments and
@@ -30,6 +30,7 @@ type repairFixture struct {
 	topic string
 	prod  *kgo.Client
 	acked map[string]bool
+	disks []*vfs.Faulty // each node's file system, to fail on demand
 }
 
 func newRepairFixture(t *testing.T, topic string) *repairFixture {
@@ -40,7 +41,8 @@ func newRepairFixture(t *testing.T, topic string) *repairFixture {
 	oldIdle, oldRetry := scrubIdle, repairRetry
 	scrubIdle, repairRetry = 50*time.Millisecond, 200*time.Millisecond
 	t.Cleanup(func() { scrubIdle, repairRetry = oldIdle, oldRetry })
-	c := startCluster(t, 3)
+	disks := []*vfs.Faulty{vfs.NewFaulty(vfs.OS{}), vfs.NewFaulty(vfs.OS{}), vfs.NewFaulty(vfs.OS{})}
+	c := startClusterWith(t, 3, func(i int, cfg *Config) { cfg.FS = disks[i] })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	adm := kadm.NewClient(c.client())
@@ -48,10 +50,18 @@ func newRepairFixture(t *testing.T, topic string) *repairFixture {
 		"segment.bytes": kadm.StringPtr("1024")}, topic); err != nil {
 		t.Fatal(err)
 	}
-	f := &repairFixture{t: t, c: c, ctx: ctx, topic: topic, acked: map[string]bool{},
+	f := &repairFixture{t: t, c: c, ctx: ctx, topic: topic, acked: map[string]bool{}, disks: disks,
 		prod: c.client(kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(100))}
 	f.produce(0, 150)
 	return f
+}
+
+// failWrites makes every write to node's files of partition 0 fail with err until the
+// returned function is called.
+func (f *repairFixture) failWrites(node int32, err error) (restore func()) {
+	disk := f.disks[node-1]
+	disk.Inject(vfs.Rule{Ops: vfs.OpWrite, Path: filepath.Join(f.c.cfgs[node-1].DataDir, f.topic+"-0") + string(filepath.Separator), Err: err})
+	return disk.Clear
 }
 
 func (f *repairFixture) produce(from, n int) {
@@ -216,7 +226,7 @@ func TestDamagedLeaderHandsOver(t *testing.T) {
 func TestWriteErrorTakesPartitionOffline(t *testing.T) {
 	f := newRepairFixture(t, "eio")
 	old := f.leader(0)
-	restore := journal.InjectWriteError(filepath.Join(f.c.cfgs[old-1].DataDir, f.topic+"-0"), syscall.EIO)
+	restore := f.failWrites(old, syscall.EIO)
 	defer restore()
 	f.produce(150, 50)
 	next := f.leader(int(old % 3))
@@ -286,7 +296,7 @@ func TestDiskFullLeaderHandsOver(t *testing.T) {
 	diskFullGrace = 300 * time.Millisecond
 	t.Cleanup(func() { diskFullGrace = old })
 	leader := f.leader(0)
-	restore := journal.InjectWriteError(filepath.Join(f.c.cfgs[leader-1].DataDir, f.topic+"-0"), syscall.ENOSPC)
+	restore := f.failWrites(leader, syscall.ENOSPC)
 	f.produce(150, 20)
 	if l := f.leader(int(leader % 3)); l == leader || l < 0 {
 		t.Fatalf("leader %d after node %d's disk filled", l, leader)

@@ -189,7 +189,7 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	}
 	seg := l.segments[len(l.segments)-1]
 	pos := seg.size.Load()
-	if _, err := writeAt(seg, batches, pos); err != nil {
+	if _, err := seg.file.WriteAt(batches, pos); err != nil {
 		undone := true
 		if terr := seg.file.Truncate(pos); terr != nil {
 			undone = false
@@ -216,14 +216,6 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	l.logEnd = headers[len(headers)-1].NextOffset()
 	l.notifyLocked()
 	return nil
-}
-
-// writeAt is the one place segment bytes are written; tests replace it to inject faults.
-var writeAt = func(s *segment, b []byte, pos int64) (int, error) {
-	if err := injected(&writeFault, s.path); err != nil {
-		return 0, err
-	}
-	return s.file.WriteAt(b, pos)
 }
 
 // maybeRollLocked starts a new segment at base when the active one is full by size or age,

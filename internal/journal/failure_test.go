@@ -13,29 +13,28 @@ import (
 	"github.com/strand-data/strand/internal/vfs"
 )
 
-// replaceWriteAt makes segment writes go through fn until the returned function (or the
-// end of the test) restores them.
-func replaceWriteAt(t *testing.T, fn func(s *segment, b []byte, pos int64) (int, error)) (restore func()) {
-	orig := writeAt
-	writeAt = fn
-	restore = func() { writeAt = orig }
-	t.Cleanup(restore)
-	return restore
+// faultyLogOS opens a log on the real disk through a vfs.Faulty that tests add rules to.
+func faultyLogOS(t *testing.T) (*Log, *vfs.Faulty) {
+	t.Helper()
+	faulty := vfs.NewFaulty(vfs.OS{})
+	cfg := quietConfig()
+	cfg.FS = faulty
+	return openLog(t, t.TempDir(), cfg), faulty
 }
 
 // TestWriteErrorFailsLog: an I/O error on a segment write fails the log: this append and
 // every later one, replicated appends and truncation fail with ErrStorage, Failure says
 // why, and what was written before still reads.
 func TestWriteErrorFailsLog(t *testing.T) {
-	l := openLog(t, t.TempDir(), quietConfig())
+	l, faulty := faultyLogOS(t)
 	defer l.Close()
 	mustAppend(t, l, batch(t, 0, 2, 1))
-	restore := replaceWriteAt(t, func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.EIO })
+	faulty.Inject(vfs.Rule{Ops: vfs.OpWrite, Path: ".log"})
 	_, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{})
 	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.EIO) {
 		t.Fatalf("append on a failing disk: %v", err)
 	}
-	restore()
+	faulty.Clear()
 	if f := l.Failure(); !errors.Is(f, ErrStorage) || !errors.Is(f, ErrLogFailed) {
 		t.Fatalf("Failure() = %v", f)
 	}
@@ -53,14 +52,14 @@ func TestWriteErrorFailsLog(t *testing.T) {
 // TestDiskFullDoesNotFailLog: ENOSPC is reported as ErrDiskFull (and ErrStorage) but the
 // partial write is undone and the log stays usable.
 func TestDiskFullDoesNotFailLog(t *testing.T) {
-	l := openLog(t, t.TempDir(), quietConfig())
+	l, faulty := faultyLogOS(t)
 	defer l.Close()
-	restore := replaceWriteAt(t, func(s *segment, b []byte, pos int64) (int, error) { return 0, syscall.ENOSPC })
+	faulty.Inject(vfs.Rule{Ops: vfs.OpWrite, Path: ".log", Err: syscall.ENOSPC})
 	_, err := l.Append(context.Background(), batch(t, 1, 2, 1), AppendOptions{})
 	if !errors.Is(err, ErrDiskFull) || !errors.Is(err, ErrStorage) {
 		t.Fatalf("append on a full disk: %v", err)
 	}
-	restore()
+	faulty.Clear()
 	if f := l.Failure(); f != nil {
 		t.Fatalf("a full disk failed the log: %v", f)
 	}
@@ -70,16 +69,14 @@ func TestDiskFullDoesNotFailLog(t *testing.T) {
 // TestFsyncErrorFailsLog: a failed fsync is never retried: the waiting append fails, and so
 // does every later one, even when fsync works again (fsyncgate).
 func TestFsyncErrorFailsLog(t *testing.T) {
-	l := openLog(t, t.TempDir(), quietConfig())
+	l, faulty := faultyLogOS(t)
 	defer l.Close()
 	mustAppend(t, l, batch(t, 0, 1, 1))
-	orig := syncFile
-	defer func() { syncFile = orig }()
-	syncFile = func(s *segment) error { return syscall.EIO }
+	faulty.Inject(vfs.Rule{Ops: vfs.OpSync, Path: ".log"})
 	if _, err := l.Append(context.Background(), batch(t, 1, 1, 1), AppendOptions{}); !errors.Is(err, ErrStorage) {
 		t.Fatalf("append with a failing fsync: %v", err)
 	}
-	syncFile = orig
+	faulty.Clear()
 	if f := l.Failure(); !errors.Is(f, ErrStorage) {
 		t.Fatalf("Failure() = %v", f)
 	}

@@ -90,7 +90,7 @@ func (l *Log) syncOnce() error {
 		return nil
 	}
 	var err error
-	if e := syncFile(active); e != nil {
+	if e := active.file.Sync(); e != nil {
 		err = fmt.Errorf("fsync segment %d: %w", active.base, e)
 	}
 	s.mu.Lock()
@@ -109,14 +109,6 @@ func (l *Log) syncOnce() error {
 	l.notifyLocked()
 	l.mu.Unlock()
 	return err
-}
-
-// syncFile is the one place segment data is fsynced; tests replace it to inject faults.
-var syncFile = func(s *segment) error {
-	if err := injected(&syncFault, s.path); err != nil {
-		return err
-	}
-	return s.file.Sync()
 }
 
 // WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
