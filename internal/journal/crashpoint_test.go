@@ -10,14 +10,16 @@ import (
 // crashPointFS wraps a file system and calls fire just before its at-th mutating
 // operation (file creation or open, write, sync, truncation, rename, removal, directory
 // sync), so a crash can be taken between any two steps of the journal, including inside
-// a roll, a swap or a truncation. fire runs once, outside the wrapper's lock.
+// a roll, a swap or a truncation. fire runs once, outside the wrapper's lock; fireNow
+// returns only once a crash another goroutine is taking is complete (inflight).
 type crashPointFS struct {
 	vfs.FS
-	mu    sync.Mutex
-	ops   int
-	at    int
-	fired bool
-	fire  func()
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	ops      int
+	at       int
+	fired    bool
+	fire     func()
 }
 
 // step counts one mutating operation and fires at the chosen one.
@@ -28,13 +30,18 @@ func (c *crashPointFS) step() {
 	if hit {
 		c.fired = true
 	}
+	if hit {
+		c.inflight.Add(1)
+	}
 	c.mu.Unlock()
 	if hit {
+		defer c.inflight.Done()
 		c.fire()
 	}
 }
 
-// fireNow fires if the chosen operation never came.
+// fireNow fires if the chosen operation never came, and otherwise waits for the crash in
+// progress to be taken.
 func (c *crashPointFS) fireNow() {
 	c.mu.Lock()
 	hit := !c.fired
@@ -43,6 +50,7 @@ func (c *crashPointFS) fireNow() {
 	if hit {
 		c.fire()
 	}
+	c.inflight.Wait()
 }
 
 // rearm chooses a new crash point n operations from now.
