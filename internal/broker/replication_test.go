@@ -40,9 +40,31 @@ func freePort(t *testing.T) string {
 
 func startCluster(t *testing.T, n int) *testCluster { return startClusterWith(t, n, nil) }
 
-// startClusterWith starts n nodes after edit has adjusted each node's config.
+// startClusterWith starts n nodes after edit has adjusted each node's config. A port that
+// freePort picked can be taken by another process before the node binds it; then the
+// started nodes are stopped and the cluster starts again on fresh ports and directories.
 func startClusterWith(t *testing.T, n int, edit func(i int, cfg *Config)) *testCluster {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c := newTestCluster(t, n, edit)
+		err := c.tryStartAll()
+		if err == nil {
+			return c
+		}
+		for _, stop := range c.stops {
+			if stop != nil {
+				stop()
+			}
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("starting the cluster again on other ports: %v", err)
+	}
+}
+
+// newTestCluster makes the configs of n nodes on fresh loopback ports.
+func newTestCluster(t *testing.T, n int, edit func(i int, cfg *Config)) *testCluster {
 	c := &testCluster{t: t}
 	var voters []cluster.Voter
 	for i := 1; i <= n; i++ {
@@ -68,23 +90,29 @@ func startClusterWith(t *testing.T, n int, edit func(i int, cfg *Config)) *testC
 		c.brokers = append(c.brokers, nil)
 		c.stops = append(c.stops, nil)
 	}
-	c.startAll()
 	return c
 }
 
 // startAll starts every node at once: voters wait for each other.
 func (c *testCluster) startAll() {
-	t, n := c.t, len(c.cfgs)
-	t.Helper()
-	errs := make(chan error, n)
+	c.t.Helper()
+	if err := c.tryStartAll(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testCluster) tryStartAll() error {
+	errs := make(chan error, len(c.cfgs))
 	for i := range c.cfgs {
 		go func() { errs <- c.start(i) }()
 	}
+	var first error
 	for range c.cfgs {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
+	return first
 }
 
 func (c *testCluster) start(i int) error {
