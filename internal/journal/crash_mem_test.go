@@ -334,21 +334,32 @@ func TestMemCrashDuringTruncate(t *testing.T) {
 			before[mustAppend(t, l, b).BaseOffset] = b
 		}
 		cut := rng.Int64N(l.LogEndOffset())
+		var mu sync.Mutex // guards after and truncated: the crash may be taken by the syncer
 		after := map[int64][]byte{}
 		var cs crashState
 		truncated, truncatedAtCrash := false, false
 		cp.fire = func() {
-			cs = crashState{fs: m.CrashClone(), acked: maps.Clone(after)}
-			truncatedAtCrash = truncated
+			// What was acknowledged is read before the disk is cloned: an acknowledgement
+			// that arrives in between was not there at the crash.
+			mu.Lock()
+			acked, wasTruncated := maps.Clone(after), truncated
+			mu.Unlock()
+			cs = crashState{fs: m.CrashClone(), acked: acked}
+			truncatedAtCrash = wasTruncated
 		}
 		cp.rearm(1 + rng.IntN(40))
 		if err := l.Truncate(cut); err != nil {
 			t.Fatal(err)
 		}
+		mu.Lock()
 		truncated = true
+		mu.Unlock()
 		for i := range 5 {
 			b := keyedBatch(t, rng, fmt.Sprintf("after-%d", i))
-			after[mustAppend(t, l, b).BaseOffset] = b
+			off := mustAppend(t, l, b).BaseOffset
+			mu.Lock()
+			after[off] = b
+			mu.Unlock()
 		}
 		cp.fireNow()
 		l.Close()
