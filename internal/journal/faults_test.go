@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -271,5 +272,29 @@ func TestFaultSyncEIOAtRoll(t *testing.T) {
 	}
 	if _, err := l.Append(context.Background(), batch(t, 0, 2, 1), AppendOptions{}); !errors.Is(err, ErrLogFailed) {
 		t.Fatalf("append after a failed roll fsync: %v, want ErrLogFailed", err)
+	}
+}
+
+// TestFaultTruncateEIOFailsTheLog: an I/O error while truncating (a segment cannot be cut
+// or retired) fails the log like a failed write, so the broker takes the replica offline
+// instead of retrying forever on a disk in an unknown state; a reopen finds a prefix.
+func TestFaultTruncateEIOFailsTheLog(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpTruncate, vfs.OpRename} {
+		t.Run(fmt.Sprint(op), func(t *testing.T) {
+			l, faulty, m, cfg := faultyLog(t, 60) // 120 records over several segments
+			faulty.Inject(vfs.Rule{Ops: op, Path: ".log", Times: 1})
+			if err := l.Truncate(3); !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("truncate over a failing %v: %v, want ErrStorage and EIO", op, err)
+			}
+			if l.Failure() == nil {
+				t.Fatal("the log did not fail")
+			}
+			if err := l.Truncate(2); !errors.Is(err, ErrStorage) {
+				t.Fatalf("truncate of a failed log: %v, want ErrStorage", err)
+			}
+			if n := recordsAfterReopen(t, l, cfg, m); n < 2 || n > 120 {
+				t.Fatalf("reopened log reads %d records, want a prefix of 2 to 120", n)
+			}
+		})
 	}
 }

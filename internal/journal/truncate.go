@@ -21,9 +21,15 @@ func (l *Log) Truncate(offset int64) error {
 		l.forgetDamageFrom(l.logEnd)
 		return nil
 	}
+	// An I/O error part way leaves the files in a state nobody planned for: the log fails,
+	// as after a failed write, and the broker takes the replica offline until restart.
+	fail := func(err error) error {
+		l.failLocked(err)
+		return fmt.Errorf("truncate to %d: %w: %w", offset, ErrStorage, err)
+	}
 	for len(l.segments) > 1 && l.segments[len(l.segments)-1].base >= offset {
 		if err := l.removeSegmentLocked(len(l.segments) - 1); err != nil {
-			return err
+			return fail(err)
 		}
 	}
 	seg := l.segments[len(l.segments)-1]
@@ -32,11 +38,10 @@ func (l *Log) Truncate(offset int64) error {
 		return fmt.Errorf("truncate to %d: %w", offset, err)
 	}
 	if err := seg.truncateTo(pos, l.cfg.IndexIntervalBytes); err != nil {
-		return err
+		return fail(err)
 	}
 	if err := seg.file.Sync(); err != nil {
-		l.failLocked(err)
-		return fmt.Errorf("truncate to %d: %w: %w", offset, ErrStorage, err)
+		return fail(err)
 	}
 	l.logEnd = seg.next
 	l.forgetDamageFrom(l.logEnd)
