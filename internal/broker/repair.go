@@ -223,6 +223,9 @@ func (b *Broker) repairReplica(ctx context.Context, p *partition.Partition) {
 		if err != nil {
 			b.log.Error("truncating a damaged replica failed", "topic", p.Topic, "partition", p.ID, "to", from, "err", err)
 			b.noteStorageError(p, err)
+			if b.isOffline(tp) {
+				return // a failed disk: offline until restart, reported as such
+			}
 			continue
 		}
 		b.repair.repairs.WithLabelValues(p.Topic, strconv.Itoa(int(p.ID))).Inc()

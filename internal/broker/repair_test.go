@@ -14,7 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strand-data/strand/internal/partition"
 	"github.com/strand-data/strand/internal/record"
@@ -310,4 +312,70 @@ func TestDiskFullLeaderHandsOver(t *testing.T) {
 	}
 	restore()
 	f.healed()
+}
+
+// TestStaleFetchOfDamagedFollowerIsFenced: a fetch the follower sent before it found its
+// damage, still long-polling at the leader when the ISR shrinks, carries the log end of
+// the log before the repair cuts it. Counted then, it would add the follower back to the
+// ISR as caught up while its log is about to end below the high watermark, and a later
+// election could pick the short copy (CI saw 377 acknowledged records lost that way). The
+// report starts a new leader epoch, which fences that fetch. Here the follower's repair
+// cannot truncate (its disk fails renames and truncations), so it goes offline and nothing
+// but the stale fetch could bring it back into the ISR.
+func TestStaleFetchOfDamagedFollowerIsFenced(t *testing.T) {
+	f := newRepairFixture(t, "dmg-stale-fetch")
+	leader := f.leader(0)
+	follower := leader%3 + 1
+	f.waitFor("the follower caught up", func() bool {
+		return f.replica(follower).Log().LogEndOffset() >= f.replica(leader).Log().LogEndOffset()
+	})
+	f.disks[follower-1].Inject(vfs.Rule{Ops: vfs.OpRename | vfs.OpTruncate,
+		Path: filepath.Join(f.c.cfgs[follower-1].DataDir, f.topic+"-0") + string(filepath.Separator), Err: syscall.EIO})
+
+	// The follower's fetch, as its replica fetcher sends it: its epoch and log end.
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = follower, 10_000, 1, 1<<20
+	req.SessionID, req.SessionEpoch = 0, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = f.topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch = 0, f.replica(follower).LeaderEpoch()
+	rp.FetchOffset, rp.PartitionMaxBytes = f.replica(follower).Log().LogEndOffset(), 1<<20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	raw := f.c.client()
+	answered := make(chan *kmsg.FetchResponse, 1)
+	go func() {
+		resp, err := raw.Broker(int(leader)).Request(f.ctx, req)
+		if err != nil {
+			t.Errorf("stale fetch: %v", err)
+			answered <- nil
+			return
+		}
+		answered <- resp.(*kmsg.FetchResponse)
+	}()
+
+	f.damage(follower)
+	f.waitFor("the follower left the ISR", func() bool {
+		return !slices.Contains(f.c.brokers[leader-1].meta.State().Topics[f.topic].Partitions[0].ISR, follower)
+	})
+	var resp *kmsg.FetchResponse
+	select {
+	case resp = <-answered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stale fetch was never answered")
+	}
+	if resp != nil {
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.FencedLeaderEpoch.Code {
+			t.Errorf("stale fetch answered with error code %d, want FENCED_LEADER_EPOCH", code)
+		}
+	}
+	f.waitFor("the follower is offline on its node", func() bool { return f.c.brokers[follower-1].isOffline(topicPartition{f.topic, 0}) })
+	// Any ISR change the stale fetch caused is asked for at once; give it time to land.
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		p := f.c.brokers[leader-1].meta.State().Topics[f.topic].Partitions[0]
+		if slices.Contains(p.ISR, follower) || !slices.Contains(p.Recovering, follower) {
+			t.Fatalf("the damaged follower %d is back in the ISR %v (recovering %v) though it never copied again", follower, p.ISR, p.Recovering)
+		}
+	}
 }

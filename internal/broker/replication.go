@@ -315,12 +315,24 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 		t := kmsg.NewFetchRequestTopic()
 		t.Topic = group[0].Topic
 		for _, p := range group {
+			// The epoch first, then the damage check, then the log end: the report of a
+			// damaged replica starts a new leader epoch at the controller, so a fetch that
+			// carries that epoch must carry the log end after the repair's truncation.
+			epoch := p.LeaderEpoch()
+			if _, damaged := p.Log().Damaged(); damaged {
+				continue
+			}
 			fp := kmsg.NewFetchRequestTopicPartition()
-			fp.Partition, fp.CurrentLeaderEpoch = p.ID, p.LeaderEpoch()
+			fp.Partition, fp.CurrentLeaderEpoch = p.ID, epoch
 			fp.FetchOffset, fp.LogStartOffset, fp.PartitionMaxBytes = p.Log().LogEndOffset(), p.Log().LogStartOffset(), 4<<20
 			t.Partitions = append(t.Partitions, fp)
 		}
-		req.Topics = append(req.Topics, t)
+		if len(t.Partitions) > 0 {
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	if len(req.Topics) == 0 {
+		return
 	}
 	kresp := rf.ask(ctx, leader, req, parts, 10*time.Second, false)
 	if kresp == nil {

@@ -46,8 +46,8 @@ type DamageOutcome struct {
 
 // ReportDamagedReplica tells the controller that broker's replica of topic-partition is
 // damaged from offset from (-1: unknown). Any node may call it; it is forwarded like
-// AlterPartition. It is idempotent: reporting a replica already out of the ISR only makes
-// sure it is marked Recovering.
+// AlterPartition. Every report that removes the replica starts a new leader epoch, even
+// when the replica was already out of the ISR and marked Recovering (see replicaDamaged).
 func (n *Node) ReportDamagedReplica(ctx context.Context, topic string, partition, broker int32, reason DamageReason, from int64) (DamageOutcome, error) {
 	v, err := n.propose(ctx, "replica-damaged", cmdReplicaDamaged{Topic: topic, Partition: partition, Broker: broker, Reason: reason, From: from})
 	if err != nil {
@@ -71,27 +71,27 @@ func replicaDamaged(s *State, c cmdReplicaDamaged) (DamageOutcome, error) {
 		// The only in-sync copy: keep it; its broker refuses the damaged range.
 		return DamageOutcome{Removed: false, Partition: p}, nil
 	}
-	changed := false
 	if !slices.Contains(p.Recovering, c.Broker) {
 		p.Recovering = append(p.Recovering, c.Broker)
-		changed = true
 	}
-	if inISR {
-		p.ISR = slices.DeleteFunc(p.ISR, func(r int32) bool { return r == c.Broker })
-		p.PartitionEpoch++
-		changed = true
-	}
+	p.ISR = slices.DeleteFunc(p.ISR, func(r int32) bool { return r == c.Broker })
 	if p.Leader == c.Broker {
 		// The rest of the ISR holds every committed record; one of them leads, or nobody
 		// does until one is live again (never the damaged replica).
 		setLeader(&p, electFromISR(s, &p, c.Broker))
-		changed = true
+	} else {
+		// A new leader epoch even though the leader stays: it fences the fetches the
+		// damaged replica sent before it truncates. Such a fetch, long-polling at the
+		// leader, carries the fetch offset of the log as it was; counted after the ISR
+		// shrank, it would add the replica back as caught up while the replica cuts its log
+		// below the high watermark, and a later election could then pick the short copy.
+		// Every report bumps it, since every report is followed by a truncation.
+		p.LeaderEpoch++
+		p.PartitionEpoch++
 	}
-	if changed {
-		nt := t.clone()
-		nt.Partitions[c.Partition] = p
-		s.Topics[c.Topic] = nt
-	}
+	nt := t.clone()
+	nt.Partitions[c.Partition] = p
+	s.Topics[c.Topic] = nt
 	return DamageOutcome{Removed: true, Partition: p}, nil
 }
 
