@@ -154,7 +154,10 @@ func (p *pendingFetch) Wait(ctx context.Context) kafka.Response {
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 		}
 		chosen, _, _ := reflect.Select(cases)
-		if chosen <= 1 {
+		if chosen == 1 {
+			return nil // the connection is gone: no answer, and no follower fetch offset recorded
+		}
+		if chosen == 0 {
 			return p.b.finishFetch(p.plan, p.b.readFetch(p.plan))
 		}
 		p.wake = p.b.fetchWakeups(p.plan.items)

@@ -56,8 +56,11 @@ func (c *conn) serve() {
 		if m := c.s.cfg.Metrics; m != nil {
 			m.badFrames.WithLabelValues(fe.reason).Inc()
 		}
-		c.cancel() // bad input: do not wait for pending answers
 	}
+	// The client closed (or broke) the connection, or sent bad input: answers still
+	// pending are dropped, as Kafka drops them. A long-polling fetch of a replica that was
+	// killed must not go on counting its stale fetch offset toward the ISR.
+	c.cancel()
 	<-writerDone
 }
 

@@ -21,6 +21,7 @@ import (
 type testHandler struct {
 	mu      sync.Mutex
 	pending []chan struct{}
+	dropped chan struct{} // a pending answer whose connection went away (buffered, when set)
 }
 
 func (h *testHandler) SupportedVersions() []kmsg.ApiVersionsResponseApiKey {
@@ -49,6 +50,11 @@ func (h *testHandler) Handle(ctx context.Context, req *Request) Response {
 		return pendingFunc(func(ctx context.Context) Response {
 			select {
 			case <-release:
+			case <-ctx.Done():
+				if h.dropped != nil {
+					h.dropped <- struct{}{}
+				}
+				return nil
 			case <-time.After(5 * time.Second):
 			}
 			return resp
@@ -61,10 +67,12 @@ type pendingFunc func(ctx context.Context) Response
 
 func (f pendingFunc) Wait(ctx context.Context) Response { return f(ctx) }
 
-func startServer(t *testing.T) *Server {
+func startServer(t *testing.T) *Server { return startServerWith(t, &testHandler{}) }
+
+func startServerWith(t *testing.T, h *testHandler) *Server {
 	t.Helper()
 	s := NewServer(Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: NewMetrics(prometheus.NewRegistry())}, &testHandler{})
+		Metrics: NewMetrics(prometheus.NewRegistry())}, h)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +149,39 @@ func TestPipelinedResponsesKeepRequestOrder(t *testing.T) {
 	resp.SetVersion(3)
 	if err := resp.ReadFrom(body); corr != 40 || err != nil || len(resp.ApiKeys) != 2 { // never a flexible header
 		t.Fatalf("api versions: corr %d err %v %+v", corr, err, resp)
+	}
+}
+
+// TestClosedConnectionDropsPendingAnswers: when the client goes away, answers still pending
+// (a long poll) are dropped at once, as Kafka drops them, instead of being completed for
+// nobody: a killed follower's long-polling fetch must not record its stale offset later.
+func TestClosedConnectionDropsPendingAnswers(t *testing.T) {
+	h := &testHandler{dropped: make(chan struct{}, 1)}
+	s := startServerWith(t, h)
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(frame(3, 12, 1, kmsg.NewPtrMetadataRequest())); err != nil {
+		t.Fatal(err)
+	}
+	// Close once the request is being handled: Handle registers it as pending.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		h.mu.Lock()
+		n := len(h.pending)
+		h.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the handler")
+		}
+	}
+	c.Close()
+	select {
+	case <-h.dropped:
+	case <-time.After(4 * time.Second): // the pending answer gives up by itself after 5 s
+		t.Fatal("the pending answer was still waited for after its connection closed")
 	}
 }
 
