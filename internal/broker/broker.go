@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -185,13 +184,16 @@ func (b *Broker) HTTPAddr() net.Addr { return b.http.Addr() }
 // down in order: stop accepting, finish answers in flight, close the partitions cleanly.
 func (b *Broker) Run(ctx context.Context) error {
 	b.runCtx = ctx
-	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+	fs := vfs.Or(b.cfg.FS)
+	if err := vfs.MkdirAllDurably(fs, b.cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	// Directories of deleted partitions whose removal a stop interrupted.
-	if leftovers, _ := filepath.Glob(filepath.Join(b.cfg.DataDir, "*-delete")); len(leftovers) > 0 {
-		for _, dir := range leftovers {
-			os.RemoveAll(dir)
+	if ents, err := fs.ReadDir(b.cfg.DataDir); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && strings.HasSuffix(e.Name(), "-delete") {
+				vfs.RemoveAll(fs, filepath.Join(b.cfg.DataDir, e.Name()))
+			}
 		}
 	}
 	b.http = httpapi.New(httpapi.Config{Addr: b.cfg.HTTPAddr, Logger: b.log}, b.reg, b.readiness)
@@ -371,8 +373,16 @@ func (b *Broker) reconcile() error {
 		}
 		dir := filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))
 		trash := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
-		if err := os.Rename(dir, trash); err == nil {
-			go os.RemoveAll(trash)
+		// The rename is made durable before the files go, so a crash leaves either nothing
+		// or the trash, which the next start removes.
+		fs := vfs.Or(b.cfg.FS)
+		if err := fs.Rename(dir, trash); err == nil {
+			fs.SyncDir(b.cfg.DataDir)
+			go func() {
+				if vfs.RemoveAll(fs, trash) == nil {
+					fs.SyncDir(b.cfg.DataDir)
+				}
+			}()
 		}
 	}
 	for tp, meta := range want {

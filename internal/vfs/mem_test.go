@@ -317,3 +317,28 @@ func TestMemConcurrentUse(t *testing.T) {
 	}
 	<-done
 }
+
+// TestRemoveAll removes a tree on Mem and on the OS alike, and a missing path is no error.
+func TestRemoveAll(t *testing.T) {
+	for name, fs := range map[string]FS{"mem": NewMem(), "os": OS{}} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			if err := fs.MkdirAll(root+"/d/sub/deeper", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mustWrite(t, fs, root+"/d/a", "a", true).Close()
+			mustWrite(t, fs, root+"/d/sub/b", "b", true).Close()
+			mustWrite(t, fs, root+"/keep", "k", true).Close()
+			if err := RemoveAll(fs, root+"/d"); err != nil {
+				t.Fatal(err)
+			}
+			if Exists(fs, root+"/d") {
+				t.Fatal("the tree is still there")
+			}
+			wantContents(t, fs, root+"/keep", "k")
+			if err := RemoveAll(fs, root+"/d"); err != nil {
+				t.Fatalf("removing a missing path: %v", err)
+			}
+		})
+	}
+}

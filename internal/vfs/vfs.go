@@ -132,3 +132,30 @@ func MkdirAllDurably(fs FS, dir string, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// RemoveAll removes path and everything under it, as os.RemoveAll does; a path that does
+// not exist is not an error.
+func RemoveAll(fs FS, path string) error {
+	st, err := fs.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		ents, err := fs.ReadDir(path)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := RemoveAll(fs, filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
