@@ -356,8 +356,9 @@ func (b *Broker) reconcile() error {
 	var errs []error
 	b.mu.RLock()
 	var gone []topicPartition
-	for tp := range b.partitions {
-		if _, ok := want[tp]; !ok {
+	for tp, p := range b.partitions {
+		// Gone, or deleted and created again under the same name since the last look.
+		if _, ok := want[tp]; !ok || p.TopicID != state.Topics[tp.topic].ID {
 			gone = append(gone, tp)
 		}
 	}
@@ -371,18 +372,8 @@ func (b *Broker) reconcile() error {
 		if err := p.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		dir := filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))
-		trash := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
-		// The rename is made durable before the files go, so a crash leaves either nothing
-		// or the trash, which the next start removes.
-		fs := vfs.Or(b.cfg.FS)
-		if err := fs.Rename(dir, trash); err == nil {
-			fs.SyncDir(b.cfg.DataDir)
-			go func() {
-				if vfs.RemoveAll(fs, trash) == nil {
-					fs.SyncDir(b.cfg.DataDir)
-				}
-			}()
+		if err := b.retireDir(filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for tp, meta := range want {
@@ -392,12 +383,19 @@ func (b *Broker) reconcile() error {
 		if ok {
 			p.Log().SetConfig(b.journalConfig(state, tp.topic))
 		} else {
+			dir := filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))
+			topicID := state.Topics[tp.topic].ID
+			if err := b.claimDir(dir, topicID); err != nil {
+				errs = append(errs, err)
+				continue
+			}
 			var err error
-			p, err = partition.Open(tp.topic, tp.id, b.cfg.NodeID, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)), b.journalConfig(state, tp.topic), meta.LeaderEpoch)
+			p, err = partition.Open(tp.topic, tp.id, b.cfg.NodeID, dir, b.journalConfig(state, tp.topic), meta.LeaderEpoch)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
+			p.TopicID = topicID
 			b.mu.Lock()
 			b.partitions[tp] = p
 			b.mu.Unlock()

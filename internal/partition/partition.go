@@ -34,11 +34,12 @@ var (
 
 // Partition is one local replica.
 type Partition struct {
-	Topic string
-	ID    int32
-	self  int32
-	log   *journal.Log
-	epoch atomic.Int32
+	Topic   string
+	ID      int32
+	TopicID [16]byte // the topic's id when the broker opened it (zero: unknown)
+	self    int32
+	log     *journal.Log
+	epoch   atomic.Int32
 
 	// roles is held shared by appends as leader, from the role check through the write, and
 	// exclusively by BecomeFollower: once that returns, no append of the old leadership is

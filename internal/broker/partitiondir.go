@@ -1,0 +1,96 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/strand-data/strand/internal/vfs"
+)
+
+// A partition directory records the id of the topic it belongs to in partition.metadata,
+// in the format of Kafka's (KIP-516). Topic names are reused: a topic deleted while this
+// node was down, or whose directory's removal a crash undid, leaves a directory that a new
+// topic of the same name would otherwise open, serving the old records as its own (and,
+// as a follower, keeping old records the leader never wrote below the offsets where the
+// logs agree by epoch). claimDir moves such a directory aside before the partition opens.
+
+const partitionMetadataFile = "partition.metadata"
+
+// topicIDString is the topic id as Kafka prints it: URL-safe base64 without padding.
+func topicIDString(id [16]byte) string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// claimDir makes dir the directory of the topic with the given id: it moves aside a
+// directory that belongs to another topic id, and records the id in a directory that has
+// none yet (new, or written before the file existed).
+func (b *Broker) claimDir(dir string, id [16]byte) error {
+	fs := vfs.Or(b.cfg.FS)
+	path := filepath.Join(dir, partitionMetadataFile)
+	want := "version: 0\ntopic_id: " + topicIDString(id) + "\n"
+	raw, err := vfs.ReadFile(fs, path)
+	switch {
+	case err == nil && bytes.Equal(raw, []byte(want)):
+		return nil
+	case err == nil:
+		if found, ok := parsePartitionMetadata(raw); ok {
+			b.log.Warn("partition directory belongs to an earlier topic of the same name; moving it aside", "dir", dir,
+				"directory_topic_id", found, "topic_id", topicIDString(id))
+			if err := b.retireDir(dir); err != nil {
+				return err
+			}
+		} else {
+			b.log.Warn("partition.metadata unreadable; taking the directory as this topic's", "dir", dir, "content", string(raw))
+		}
+	case !vfs.Exists(fs, path):
+	default:
+		return fmt.Errorf("partition directory %s: %w", dir, err)
+	}
+	if err := vfs.MkdirAllDurably(fs, dir, 0o755); err != nil {
+		return fmt.Errorf("partition directory %s: %w", dir, err)
+	}
+	if err := vfs.WriteFileDurably(fs, path, []byte(want)); err != nil {
+		return fmt.Errorf("partition directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// parsePartitionMetadata reads the topic id out of a partition.metadata file.
+func parsePartitionMetadata(raw []byte) (string, bool) {
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
+			if id, err := base64.RawURLEncoding.DecodeString(v); err == nil && len(id) == 16 {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+// retireDir renames a partition directory to a -delete name and removes it in the
+// background. The rename is made durable first, so a crash leaves the directory's trash
+// or nothing; a start removes leftover trash.
+func (b *Broker) retireDir(dir string) error {
+	fs := vfs.Or(b.cfg.FS)
+	trash := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
+	if err := fs.Rename(dir, trash); err != nil {
+		if !vfs.Exists(fs, dir) {
+			return nil
+		}
+		b.log.Error("moving a partition directory aside failed", "dir", dir, "err", err)
+		return fmt.Errorf("moving partition directory %s aside: %w", dir, err)
+	}
+	parent := filepath.Dir(dir)
+	fs.SyncDir(parent)
+	b.bg.Add(1)
+	go func() {
+		defer b.bg.Done()
+		if vfs.RemoveAll(fs, trash) == nil {
+			fs.SyncDir(parent)
+		}
+	}()
+	return nil
+}
