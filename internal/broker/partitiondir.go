@@ -49,10 +49,14 @@ func (b *Broker) claimDir(dir string, id [16]byte) error {
 	default:
 		return fmt.Errorf("partition directory %s: %w", dir, err)
 	}
+	// One fsync, of the file: its directory entry becomes durable when the journal syncs
+	// the new directory after creating its first segment. A crash that loses the entry (or
+	// tears the file) only makes the next start take the directory as this topic's again,
+	// which it is, since the topic still exists.
 	if err := vfs.MkdirAllDurably(fs, dir, 0o755); err != nil {
 		return fmt.Errorf("partition directory %s: %w", dir, err)
 	}
-	if err := vfs.WriteFileDurably(fs, path, []byte(want)); err != nil {
+	if err := vfs.WriteFileSynced(fs, path, []byte(want)); err != nil {
 		return fmt.Errorf("partition directory %s: %w", dir, err)
 	}
 	return nil
