@@ -363,6 +363,7 @@ func (b *Broker) reconcile() error {
 		}
 	}
 	b.mu.RUnlock()
+	var retire []string
 	for _, tp := range gone {
 		b.mu.Lock()
 		p := b.partitions[tp]
@@ -372,9 +373,10 @@ func (b *Broker) reconcile() error {
 		if err := p.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		if err := b.retireDir(filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id))); err != nil {
-			errs = append(errs, err)
-		}
+		retire = append(retire, filepath.Join(b.cfg.DataDir, partition.Dir(tp.topic, tp.id)))
+	}
+	if err := b.retireDirs(retire); err != nil {
+		errs = append(errs, err)
 	}
 	for tp, meta := range want {
 		b.mu.RLock()

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -39,7 +40,7 @@ func (b *Broker) claimDir(dir string, id [16]byte) error {
 		if found, ok := parsePartitionMetadata(raw); ok {
 			b.log.Warn("partition directory belongs to an earlier topic of the same name; moving it aside", "dir", dir,
 				"directory_topic_id", found, "topic_id", topicIDString(id))
-			if err := b.retireDir(dir); err != nil {
+			if err := b.retireDirs([]string{dir}); err != nil {
 				return err
 			}
 		} else {
@@ -74,27 +75,38 @@ func parsePartitionMetadata(raw []byte) (string, bool) {
 	return "", false
 }
 
-// retireDir renames a partition directory to a -delete name and removes it in the
-// background. The rename is made durable first, so a crash leaves the directory's trash
-// or nothing; a start removes leftover trash.
-func (b *Broker) retireDir(dir string) error {
+// retireDirs renames partition directories (all under the data dir) to -delete names and
+// removes them in the background. The renames are made durable first, with one sync of the
+// data dir, so a crash leaves each directory's trash or nothing; a start removes leftover
+// trash. A directory that is already gone is skipped.
+func (b *Broker) retireDirs(dirs []string) error {
 	fs := vfs.Or(b.cfg.FS)
-	trash := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
-	if err := fs.Rename(dir, trash); err != nil {
-		if !vfs.Exists(fs, dir) {
-			return nil
+	var trash []string
+	var errs []error
+	for _, dir := range dirs {
+		to := dir + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "-delete"
+		if err := fs.Rename(dir, to); err != nil {
+			if vfs.Exists(fs, dir) {
+				b.log.Error("moving a partition directory aside failed", "dir", dir, "err", err)
+				errs = append(errs, fmt.Errorf("moving partition directory %s aside: %w", dir, err))
+			}
+			continue
 		}
-		b.log.Error("moving a partition directory aside failed", "dir", dir, "err", err)
-		return fmt.Errorf("moving partition directory %s aside: %w", dir, err)
+		trash = append(trash, to)
 	}
-	parent := filepath.Dir(dir)
-	fs.SyncDir(parent)
+	if len(trash) == 0 {
+		return errors.Join(errs...)
+	}
+	fs.SyncDir(b.cfg.DataDir)
 	b.bg.Add(1)
 	go func() {
 		defer b.bg.Done()
-		if vfs.RemoveAll(fs, trash) == nil {
-			fs.SyncDir(parent)
+		for _, dir := range trash {
+			if err := vfs.RemoveAll(fs, dir); err != nil {
+				b.log.Warn("removing a deleted partition's files failed; the next start tries again", "dir", dir, "err", err)
+			}
 		}
+		fs.SyncDir(b.cfg.DataDir)
 	}()
-	return nil
+	return errors.Join(errs...)
 }
