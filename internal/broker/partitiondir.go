@@ -37,13 +37,16 @@ func (b *Broker) claimDir(dir string, id [16]byte) error {
 	case err == nil && bytes.Equal(raw, []byte(want)):
 		return nil
 	case err == nil:
-		if found, ok := parsePartitionMetadata(raw); ok {
+		found, ok := parsePartitionMetadata(raw)
+		switch {
+		case ok && found == topicIDString(id): // this topic's, written otherwise: rewritten below
+		case ok:
 			b.log.Warn("partition directory belongs to an earlier topic of the same name; moving it aside", "dir", dir,
 				"directory_topic_id", found, "topic_id", topicIDString(id))
 			if err := b.retireDirs([]string{dir}); err != nil {
 				return err
 			}
-		} else {
+		default:
 			b.log.Warn("partition.metadata unreadable; taking the directory as this topic's", "dir", dir, "content", string(raw))
 		}
 	case !vfs.Exists(fs, path):
@@ -66,7 +69,8 @@ func (b *Broker) claimDir(dir string, id [16]byte) error {
 // parsePartitionMetadata reads the topic id out of a partition.metadata file.
 func parsePartitionMetadata(raw []byte) (string, bool) {
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "topic_id:"); ok {
+			v = strings.TrimSpace(v)
 			if id, err := base64.RawURLEncoding.DecodeString(v); err == nil && len(id) == 16 {
 				return v, true
 			}
