@@ -144,3 +144,80 @@ func TestBrokerOnMemFS(t *testing.T) {
 		t.Fatalf("%v bytes counted as copied for %d value bytes consumed and %v record bytes answered", copied, records*500, out)
 	}
 }
+
+// TestSendFileWhileTheSegmentCloses: a deleted partition's log closes its segment files
+// while a fetch answer is still being sent from one to a slow reader. The descriptor is held
+// only for each sendfile call, so the close neither waits for the reader nor pulls the
+// descriptor from under a call (the race detector checks that); the send then ends with an
+// error, after a prefix of the range's true bytes.
+func TestSendFileWhileTheSegmentCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	size := 64 << 20 // far more than the socket buffers hold
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	path := t.TempDir() + "/seg.log"
+	if err := vfs.WriteFileSynced(vfs.OS{}, path, data); err != nil {
+		t.Fatal(err)
+	}
+	f, err := vfs.Open(vfs.OS{}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.(vfs.Descriptor); !ok {
+		t.Fatal("an OS file has no descriptor")
+	}
+	got := make(chan []byte, 1)
+	release := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		<-release // read nothing until the file is closed
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	type result struct {
+		sent int64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sent, _, err := sendFile(conn, journal.FileRange{File: f, Pos: 0, Len: int64(size)})
+		conn.Close()
+		done <- result{sent, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the send fills the socket buffers and waits
+	closed := make(chan error, 1)
+	go func() { closed <- f.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the segment waited for the slow reader")
+	}
+	close(release)
+	res := <-done
+	b := <-got
+	if res.err == nil || res.sent >= int64(size) {
+		t.Fatalf("send of a closed segment: sent %d of %d, err %v", res.sent, size, res.err)
+	}
+	if int64(len(b)) != res.sent || !bytes.Equal(b, data[:len(b)]) {
+		t.Fatalf("peer received %d bytes (sent %d), not a prefix of the range", len(b), res.sent)
+	}
+}

@@ -198,7 +198,7 @@ func (f *fetchBody) WriteBody(w io.Writer, head net.Buffers) error {
 // copied through a pooled buffer.
 func sendFile(w io.Writer, r journal.FileRange) (sent, copied int64, err error) {
 	tc, isTCP := w.(*net.TCPConn)
-	fd, hasFd := r.File.(vfs.Fder)
+	desc, hasFd := r.File.(vfs.Descriptor)
 	if !isTCP || !hasFd {
 		copied, err = copyRange(w, r)
 		return 0, copied, err
@@ -207,12 +207,25 @@ func sendFile(w io.Writer, r journal.FileRange) (sent, copied int64, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	src := int(fd.Fd())
+	src, err := desc.SyscallConn()
+	if err != nil {
+		return 0, 0, err
+	}
 	off, remaining := r.Pos, r.Len
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
 		for remaining > 0 {
-			n, e := unix.Sendfile(int(fd), src, &off, int(min(remaining, 1<<30)))
+			// The segment's descriptor is held only for the call itself (the socket is
+			// non-blocking), never while waiting for the socket, so closing a deleted
+			// partition's log never waits for a slow client.
+			var n int
+			var e error
+			if cerr := src.Control(func(srcFd uintptr) {
+				n, e = unix.Sendfile(int(fd), int(srcFd), &off, int(min(remaining, 1<<30)))
+			}); cerr != nil {
+				werr = fmt.Errorf("sendfile: segment closed: %w", cerr)
+				return true
+			}
 			if n > 0 {
 				remaining -= int64(n)
 			}

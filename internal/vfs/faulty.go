@@ -169,7 +169,7 @@ func (f *Faulty) OpenFile(name string, flag int, perm os.FileMode) (File, error)
 		return nil, err
 	}
 	ff := &faultyFile{File: file, fs: f, path: name}
-	if fd, ok := file.(Fder); ok {
+	if fd, ok := file.(Descriptor); ok {
 		return &faultyFdFile{faultyFile: ff, fd: fd}, nil
 	}
 	return ff, nil
@@ -222,10 +222,10 @@ type faultyFile struct {
 // path itself are not injected (reads through ReadAt are).
 type faultyFdFile struct {
 	*faultyFile
-	fd Fder
+	fd Descriptor
 }
 
-func (f *faultyFdFile) Fd() uintptr { return f.fd.Fd() }
+func (f *faultyFdFile) SyscallConn() (syscall.RawConn, error) { return f.fd.SyscallConn() }
 
 func flipBit(b []byte) {
 	if len(b) > 0 {

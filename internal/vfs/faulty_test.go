@@ -17,7 +17,7 @@ func TestFaultyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, ok := f.(Fder); !ok {
+	if _, ok := f.(Descriptor); !ok {
 		t.Fatal("a faulty OS file lost its descriptor")
 	}
 

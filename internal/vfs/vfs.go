@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // File is an open file. Its methods behave as *os.File's do.
@@ -21,10 +22,13 @@ type File interface {
 	Name() string
 }
 
-// Fder is implemented by files backed by an operating-system descriptor. The fetch path uses
-// it to send file bytes with sendfile(2); other files are copied through a buffer.
-type Fder interface {
-	Fd() uintptr
+// Descriptor is implemented by files backed by an operating-system descriptor. The fetch
+// path uses it to send file bytes with sendfile(2); other files are copied through a buffer.
+// As os.File's, the RawConn's Control holds the descriptor while its callback runs, so a
+// Close meanwhile (a deleted partition's log) can neither pull it away nor let its number
+// be reused for another file mid-call; after Close, Control fails.
+type Descriptor interface {
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // FS is a file system. Paths are OS paths; flags and modes are os's.

@@ -18,7 +18,7 @@ import (
 // so names are durable at once and only data waits for Sync. A crash that loses a directory
 // entry is not simulated. Rename carries a file's unsynced data to its new name.
 //
-// Volatile files do not implement Fder: sendfile would read the base file and miss unsynced
+// Volatile files do not implement Descriptor: sendfile would read the base file and miss unsynced
 // bytes, so the fetch path copies through ReadAt instead.
 type Volatile struct {
 	base FS

@@ -36,7 +36,7 @@ func TestVolatileUnsyncedStaysInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, ok := f.(Fder); ok {
+	if _, ok := f.(Descriptor); ok {
 		t.Fatal("a volatile file offers its descriptor: sendfile would miss unsynced bytes")
 	}
 	data := bytes.Repeat([]byte("0123456789"), 1000) // spans three pages
