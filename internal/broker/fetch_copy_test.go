@@ -65,14 +65,9 @@ func TestCopyRangeWithoutDescriptor(t *testing.T) {
 	}
 }
 
-// TestSendFileToTCPWithoutDescriptorCopies: a TCP connection with a file that has no
-// descriptor (an in-memory file system) cannot use sendfile and must say it copied.
-func TestSendFileToTCPWithoutDescriptorCopies(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+// readPeer accepts one connection on ln and, once release is closed (nil: at once), reads
+// it to the end and hands over what it read.
+func readPeer(ln net.Listener, release <-chan struct{}) <-chan []byte {
 	got := make(chan []byte, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -81,9 +76,24 @@ func TestSendFileToTCPWithoutDescriptorCopies(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		if release != nil {
+			<-release
+		}
 		b, _ := io.ReadAll(c)
 		got <- b
 	}()
+	return got
+}
+
+// TestSendFileToTCPWithoutDescriptorCopies: a TCP connection with a file that has no
+// descriptor (an in-memory file system) cannot use sendfile and must say it copied.
+func TestSendFileToTCPWithoutDescriptorCopies(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := readPeer(ln, nil)
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -172,19 +182,8 @@ func TestSendFileWhileTheSegmentCloses(t *testing.T) {
 	if _, ok := f.(vfs.Descriptor); !ok {
 		t.Fatal("an OS file has no descriptor")
 	}
-	got := make(chan []byte, 1)
 	release := make(chan struct{})
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		defer c.Close()
-		<-release // read nothing until the file is closed
-		b, _ := io.ReadAll(c)
-		got <- b
-	}()
+	got := readPeer(ln, release) // reads nothing until the file is closed
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
