@@ -97,6 +97,22 @@ func moveOff(s *State, id int32, fenced bool) {
 	})
 }
 
+// fenceFollower starts a new leader epoch in every partition broker id follows, for a
+// broker whose logs may have lost records since its last fetch (a restart with fsync other
+// than always): a fetch its previous run left long-polling at the leader, counted after
+// its ISR place went, would add it back as caught up from a log end it no longer has. The
+// fetch carries the old epoch, and the leader fences it.
+func fenceFollower(s *State, id int32) {
+	editPartitions(s, func(t *Topic, p *Partition) bool {
+		if p.Leader < 0 || p.Leader == id || !slices.Contains(p.Replicas, id) {
+			return false
+		}
+		p.LeaderEpoch++
+		p.PartitionEpoch++
+		return true
+	})
+}
+
 // firstLive picks the first live replica of p that is not recovering from damage and not
 // except, for an unclean election: a replica known damaged is worse than any other.
 func firstLive(s *State, p *Partition, except int32) int32 {

@@ -106,7 +106,8 @@ func TestReportDamagedReplica(t *testing.T) {
 // TestRestartLeavesISRWhenWritesMayBeLost: a broker that may have lost acknowledged records
 // in an OS crash (fsync other than always) gives up leadership and its ISR place when it
 // registers again, so a shorter log never leads while others hold the records; a broker
-// that is the only ISR member keeps it, and one with fsync=always keeps everything.
+// that is the only ISR member keeps it, and one with fsync=always keeps everything. Every
+// partition it followed starts a new leader epoch, fencing its previous run's fetches.
 func TestRestartLeavesISRWhenWritesMayBeLost(t *testing.T) {
 	ctx := ctxFor(t)
 	n := openWithBrokers(t, 2, 3)
@@ -147,6 +148,11 @@ func TestRestartLeavesISRWhenWritesMayBeLost(t *testing.T) {
 		p := partitionOf(n, "r", i)
 		if p.Leader == led || slices.Contains(p.ISR, led) || len(p.ISR) != 2 {
 			t.Fatalf("broker %d still leads or is in the ISR after a lossy restart: %s", led, describe(p))
+		}
+		// A new leader epoch everywhere: a new leader where it led, and where it followed a
+		// fence for the fetches its previous run left behind.
+		if p.LeaderEpoch != before[i].LeaderEpoch+1 {
+			t.Fatalf("leader epoch %d after a lossy restart of broker %d, want %d: %s", p.LeaderEpoch, led, before[i].LeaderEpoch+1, describe(p))
 		}
 	}
 	register(solo, true)

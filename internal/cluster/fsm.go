@@ -138,6 +138,7 @@ func apply(s *State, cmd command) (any, error) {
 		// leaves every ISR that has another live member to lead.
 		b := c.Broker
 		if c.LeaveISR {
+			fenceFollower(s, b.ID)
 			moveOff(s, b.ID, false)
 		}
 		b.Fenced, b.ShuttingDown = false, false
