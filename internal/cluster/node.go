@@ -132,7 +132,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.ControllerAddr == "" {
 		_, trans = raft.NewInmemTransport(self)
 	} else {
-		tcp, err := raft.NewTCPTransportWithLogger(cfg.ControllerAddr, nil, 3, 5*time.Second, hlog)
+		tcp, err := newMetaTransport(cfg.ControllerAddr, hlog)
 		if err != nil {
 			store.Close()
 			return nil, fmt.Errorf("metadata transport on %s: %w", cfg.ControllerAddr, err)
