@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,7 +50,7 @@ func (b *Broker) claimDir(dir string, id [16]byte) error {
 		default:
 			b.log.Warn("partition.metadata unreadable; taking the directory as this topic's", "dir", dir, "content", string(raw))
 		}
-	case !vfs.Exists(fs, path):
+	case errors.Is(err, os.ErrNotExist):
 	default:
 		return fmt.Errorf("partition directory %s: %w", dir, err)
 	}
