@@ -107,8 +107,7 @@ func fenceFollower(s *State, id int32) {
 		if p.Leader < 0 || p.Leader == id || !slices.Contains(p.Replicas, id) {
 			return false
 		}
-		p.LeaderEpoch++
-		p.PartitionEpoch++
+		setLeader(p, p.Leader) // the same leader at a new epoch
 		return true
 	})
 }

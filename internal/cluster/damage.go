@@ -75,20 +75,19 @@ func replicaDamaged(s *State, c cmdReplicaDamaged) (DamageOutcome, error) {
 		p.Recovering = append(p.Recovering, c.Broker)
 	}
 	p.ISR = slices.DeleteFunc(p.ISR, func(r int32) bool { return r == c.Broker })
-	if p.Leader == c.Broker {
+	// A new leader epoch even when the leader stays: it fences the fetches the damaged
+	// replica sent before it truncates. Such a fetch, long-polling at the leader, carries
+	// the fetch offset of the log as it was; counted after the ISR shrank, it would add the
+	// replica back as caught up while the replica cuts its log below the high watermark,
+	// and a later election could then pick the short copy. Every report bumps it, since
+	// every report is followed by a truncation.
+	next := p.Leader
+	if next == c.Broker {
 		// The rest of the ISR holds every committed record; one of them leads, or nobody
 		// does until one is live again (never the damaged replica).
-		setLeader(&p, electFromISR(s, &p, c.Broker))
-	} else {
-		// A new leader epoch even though the leader stays: it fences the fetches the
-		// damaged replica sent before it truncates. Such a fetch, long-polling at the
-		// leader, carries the fetch offset of the log as it was; counted after the ISR
-		// shrank, it would add the replica back as caught up while the replica cuts its log
-		// below the high watermark, and a later election could then pick the short copy.
-		// Every report bumps it, since every report is followed by a truncation.
-		p.LeaderEpoch++
-		p.PartitionEpoch++
+		next = electFromISR(s, &p, c.Broker)
 	}
+	setLeader(&p, next)
 	nt := t.clone()
 	nt.Partitions[c.Partition] = p
 	s.Topics[c.Topic] = nt
