@@ -67,6 +67,12 @@ type Config struct {
 	Logger             *slog.Logger
 	// FS holds the log's files; nil is the operating system's. Fixed at Open.
 	FS vfs.FS
+	// Synced, when set, is called after each successful fsync round of the active
+	// segment with how long the fsync took, once the durable offset has moved: the
+	// partition advances its high watermark from it and the broker times the disk with
+	// it. It runs on the log's syncer goroutine, outside the log's locks, and must not
+	// block.
+	Synced func(took time.Duration)
 }
 
 // DefaultConfig returns Kafka's defaults and fsync=always (DESIGN D4).

@@ -27,6 +27,7 @@ type Log struct {
 	fsyncInterval      time.Duration
 	checkpointInterval time.Duration
 	logger             *slog.Logger
+	synced             func(took time.Duration) // Config.Synced, fixed at Open
 
 	mu        sync.RWMutex
 	cfg       Config // segment settings; may change through SetConfig
@@ -62,7 +63,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
-		logger: cfg.Logger, changed: make(chan struct{}), producers: producerTable{}}
+		logger: cfg.Logger, synced: cfg.Synced, changed: make(chan struct{}), producers: producerTable{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.file.Close()
@@ -77,12 +78,13 @@ func Open(dir string, cfg Config) (*Log, error) {
 // Dir is the partition directory.
 func (l *Log) Dir() string { return l.dir }
 
-// SetConfig changes segment and index settings at run time. The fsync policy is fixed at Open.
+// SetConfig changes segment and index settings at run time. The fsync policy and the
+// Synced hook are fixed at Open.
 func (l *Log) SetConfig(cfg Config) {
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfg.Fsync, cfg.FsyncInterval, cfg.FS = l.cfg.Fsync, l.cfg.FsyncInterval, l.fs
+	cfg.Fsync, cfg.FsyncInterval, cfg.FS, cfg.Synced = l.cfg.Fsync, l.cfg.FsyncInterval, l.fs, l.synced
 	l.cfg = cfg
 }
 

@@ -90,6 +90,7 @@ func (l *Log) syncOnce() error {
 		return nil
 	}
 	var err error
+	began := time.Now()
 	if e := active.file.Sync(); e != nil {
 		err = fmt.Errorf("fsync segment %d: %w", active.base, e)
 	}
@@ -108,6 +109,9 @@ func (l *Log) syncOnce() error {
 	}
 	l.notifyLocked()
 	l.mu.Unlock()
+	if err == nil && l.synced != nil {
+		l.synced(time.Since(began))
+	}
 	return err
 }
 
@@ -152,3 +156,7 @@ func (l *Log) DurableOffset() int64 {
 	}
 	return l.sync.durable()
 }
+
+// SyncsEachAppend reports fsync=always: appends become durable only by a later fsync round
+// (and Config.Synced reports each); under the other policies they count as durable at once.
+func (l *Log) SyncsEachAppend() bool { return l.fsync == FsyncAlways }

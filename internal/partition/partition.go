@@ -54,6 +54,7 @@ type Partition struct {
 	replicas, isr  []int32
 	followers      map[int32]*follower // as leader: every other replica
 	highWatermark  int64               // as leader: never moves back during a leadership
+	commits        commitLog           // as leader: when the high watermark passed recent offsets
 	changed        chan struct{}       // closed when the high watermark or the role changes
 }
 
@@ -67,12 +68,23 @@ type follower struct {
 // starts as the only member of its ISR and leader, as a single node is, until the broker
 // applies the metadata with BecomeLeader or BecomeFollower.
 func Open(topic string, id int32, self int32, dir string, cfg journal.Config, leaderEpoch int32) (*Partition, error) {
+	p := &Partition{Topic: topic, ID: id, self: self, leader: self, replicas: []int32{self}, isr: []int32{self},
+		followers: map[int32]*follower{}, changed: make(chan struct{})}
+	p.commits.reset(0)
+	hook := cfg.Synced
+	cfg.Synced = func(took time.Duration) {
+		if hook != nil {
+			hook(took)
+		}
+		p.synced()
+	}
 	l, err := journal.Open(dir, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, id, err)
 	}
-	p := &Partition{Topic: topic, ID: id, self: self, log: l, leader: self, replicas: []int32{self}, isr: []int32{self},
-		followers: map[int32]*follower{}, changed: make(chan struct{})}
+	p.mu.Lock()
+	p.log = l // under mu: the syncer's hook may already run
+	p.mu.Unlock()
 	p.epoch.Store(leaderEpoch)
 	return p, nil
 }
@@ -121,6 +133,7 @@ func (p *Partition) BecomeLeader(leaderEpoch, partitionEpoch int32, replicas, is
 	if !wasLeader {
 		p.epoch.Store(leaderEpoch)
 		p.followers = map[int32]*follower{}
+		p.commits.reset(p.highWatermark)
 		// A new leader's high watermark starts where it knew it to be; followers'
 		// fetches move it on.
 	}
@@ -148,6 +161,7 @@ func (p *Partition) BecomeFollower(leader, leaderEpoch, partitionEpoch int32, re
 	p.replicas, p.isr = slices.Clone(replicas), slices.Clone(isr)
 	p.epoch.Store(leaderEpoch)
 	p.followers = map[int32]*follower{}
+	p.commits = commitLog{}
 	p.highWatermark = min(p.highWatermark, p.log.LogEndOffset())
 	p.notifyLocked()
 }
@@ -179,6 +193,7 @@ func (p *Partition) advanceLocked() {
 	}
 	if hw > p.highWatermark {
 		p.highWatermark = hw
+		p.commits.add(hw, time.Now())
 		p.notifyLocked()
 	}
 }
@@ -261,7 +276,11 @@ func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, min
 	case acksAll && isr < minISR:
 		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
 	}
-	return p.log.AppendNoWait(batches, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
+	res, err := p.log.AppendNoWait(batches, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
+	if err == nil && !p.log.SyncsEachAppend() {
+		p.synced() // durable at once under fsync=interval|never: the mark may move now
+	}
+	return res, err
 }
 
 // errNotEnoughReplicasBefore: too few in-sync replicas to accept an acks=all write.
