@@ -417,6 +417,7 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
 	c.CheckpointInterval = time.Duration(b.brokerConfigInt(s, "log.flush.offset.checkpoint.interval.ms")) * time.Millisecond
+	c.Synced = b.observeFsync
 	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
 	// since the cleaner only compacts closed segments.
 	if _, compacts := cleanupPolicy(s, topic); compacts {
@@ -425,6 +426,13 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 		}
 	}
 	return c
+}
+
+// observeFsync is every partition log's Synced hook.
+func (b *Broker) observeFsync(took time.Duration) {
+	if b.metrics != nil {
+		b.metrics.latency.observeFsync(took)
+	}
 }
 
 func (b *Broker) closePartitions() error {

@@ -46,6 +46,9 @@ type fetchPlan struct {
 }
 
 func (b *Broker) finishFetch(plan *fetchPlan, body *fetchBody) *fetchBody {
+	for _, at := range body.committedAt {
+		b.metrics.latency.observeFetchDelay(time.Since(at))
+	}
 	if plan.session != nil {
 		b.sessions.trim(plan.session, body, plan.incremental)
 	}
@@ -120,6 +123,11 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 				body.bytes += res.Size
 				remaining -= res.Size
 				if res.Size > 0 {
+					if req.ReplicaID < 0 {
+						if at, ok := part.CommittedAt(it.fetchOffset); ok {
+							body.committedAt = append(body.committedAt, at)
+						}
+					}
 					b.metrics.bytesOut.WithLabelValues(it.topic).Add(float64(res.Size))
 					b.metrics.recordsOut.WithLabelValues(it.topic).Add(float64(res.NextOffset - res.FirstOffset))
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -26,6 +27,11 @@ type fetchBody struct {
 	length int
 
 	sent *fetchSendCounters // nil in tests that build bodies by hand
+
+	// committedAt holds, for a consumer fetch, when each partition's high watermark passed
+	// the offset the consumer asked for, where records came back and the leader remembers
+	// it: finishFetch observes the delay to the answer (strand_fetch_answer_delay_seconds).
+	committedAt []time.Time
 }
 
 type fetchTopic struct {

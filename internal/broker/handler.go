@@ -85,7 +85,7 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 	case *kmsg.MetadataRequest:
 		return b.handleMetadata(ctx, r)
 	case *kmsg.ProduceRequest:
-		return b.handleProduce(ctx, r)
+		return b.handleProduce(ctx, r, req.Received)
 	case *kmsg.FetchRequest:
 		return b.handleFetch(ctx, r)
 	case *kmsg.ListOffsetsRequest:

@@ -21,6 +21,7 @@ type brokerMetrics struct {
 	cleanerErrors    prometheus.Counter
 	retentionDeleted *prometheus.CounterVec
 	fetchSent        *fetchSendCounters
+	latency          *latencyMetrics
 }
 
 // fetchSendCounters count how Fetch record bytes reached the socket: by sendfile from the
@@ -52,6 +53,7 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 		copied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_copied_bytes_total", Help: "Fetch record bytes copied through user space (connections or files sendfile cannot serve)."}),
 	}
 	reg.MustRegister(m.fetchSent.sendfile, m.fetchSent.copied)
+	m.latency = newLatencyMetrics(reg)
 	m.cleanerPasses = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_passes_total", Help: "Log cleaner passes that rewrote segments."})
 	m.cleanerBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_bytes_cleaned_total", Help: "Bytes of dirty log the cleaner compacted."})
 	m.cleanerErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_cleaner_errors_total", Help: "Log cleaner passes that failed."})

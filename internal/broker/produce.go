@@ -20,17 +20,20 @@ import (
 
 // pendingAppend is one partition's append waiting to be committed.
 type pendingAppend struct {
-	part    *partition.Partition
-	resp    *kmsg.ProduceResponseTopicPartition
-	end     int64
-	acksAll bool
-	minISR  int
+	part     *partition.Partition
+	resp     *kmsg.ProduceResponseTopicPartition
+	end      int64
+	acksAll  bool
+	minISR   int
+	appended time.Time
+	latency  *latencyMetrics
 }
 
 // handleProduce appends every partition's batches now, in request order, and answers
 // once they are committed (fsynced under fsync=always, for acks=1 and acks=all alike:
 // Strand acknowledges only durable writes, DESIGN D4). acks=0 gets no answer.
-func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) kafka.Response {
+// received is when the request's frame began to arrive, the start of its latency spans.
+func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, received time.Time) kafka.Response {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	s := b.meta.State()
 	var waits []pendingAppend
@@ -71,7 +74,10 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, compacted, acksAll, minISR, rp)
 				b.noteStorageError(part, err)
 				if err == nil && req.Acks != 0 {
-					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
+					now := time.Now()
+					b.metrics.latency.observeStage(stageAppend, now.Sub(received))
+					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR,
+						appended: now, latency: b.metrics.latency})
 				}
 			}
 			if rp.ErrorCode != 0 {
@@ -178,9 +184,18 @@ func (b *Broker) fillCurrentLeader(rp *kmsg.ProduceResponseTopicPartition, meta 
 	rp.CurrentLeader.LeaderID, rp.CurrentLeader.LeaderEpoch = meta.Leader, meta.LeaderEpoch
 }
 
-// wait waits for the append's commit and records a failure in its partition's answer.
+// wait waits for the append's commit, timing its fsync and replication spans, and
+// records a failure in its partition's answer.
 func (w *pendingAppend) wait(ctx context.Context) {
-	if err := w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err != nil && w.resp != nil {
+	err := w.part.Log().WaitDurable(ctx, w.end)
+	if err == nil {
+		durable := time.Now()
+		w.latency.observeStage(stageFsync, durable.Sub(w.appended))
+		if err = w.part.WaitCommitted(ctx, w.end, w.acksAll, w.minISR); err == nil && w.acksAll {
+			w.latency.observeStage(stageReplicate, time.Since(durable))
+		}
+	}
+	if err != nil && w.resp != nil {
 		w.resp.ErrorCode, w.resp.ErrorMessage = errorCode(err), errorMessage(err)
 		w.resp.BaseOffset = -1
 	}

@@ -95,7 +95,7 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 		if err != nil {
 			return err
 		}
-		req.Conn = c.info
+		req.Conn, req.Received = c.info, start
 		var resp Response
 		if fallback {
 			resp = c.apiVersionsFallback()

@@ -21,6 +21,7 @@ type Request struct {
 	ClientID      *string
 	Body          kmsg.Request
 	Conn          ConnInfo
+	Received      time.Time // when the frame's first bytes were read
 }
 
 // ConnInfo identifies the connection a request came on.
