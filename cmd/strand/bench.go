@@ -20,7 +20,11 @@ every second; the result goes to standard output (--format json for programs).
   produce  latency is from when a record was due to be sent to its acknowledgement
   consume  reads the topic from the beginning (it must hold --records records)
   e2e      produces and consumes at once; latency is from the record's send timestamp to
-           the moment a consumer sees it`,
+           the moment a consumer sees it, with a breakdown of where it went: the
+           produce round trip and the consumer's handoff as the clients see them, and,
+           given the brokers' HTTP addresses (--http), the server's stages from their
+           /metrics histograms (request read → appended → fsynced → high watermark →
+           fetch answered)`,
 	}
 	for _, mode := range []bench.Mode{bench.Produce, bench.Consume, bench.E2E} {
 		cmd.AddCommand(newBenchModeCmd(mode))
@@ -31,6 +35,7 @@ every second; the result goes to standard output (--format json for programs).
 func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 	cfg := bench.DefaultConfig()
 	var quiet bool
+	var httpAddrs string
 	cmd := &cobra.Command{
 		Use:   string(mode),
 		Short: fmt.Sprintf("Run the %s workload", mode),
@@ -41,16 +46,12 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 				return err
 			}
 			brokers, _ := cmd.Flags().GetString("brokers")
-			cfg.Brokers = cfg.Brokers[:0]
-			for _, b := range strings.Split(brokers, ",") {
-				if b = strings.TrimSpace(b); b != "" {
-					cfg.Brokers = append(cfg.Brokers, b)
-				}
-			}
+			cfg.Brokers = splitList(brokers)
 			// --duration alone bounds the run by time only.
 			if cmd.Flags().Changed("duration") && !cmd.Flags().Changed("records") {
 				cfg.Records = 0
 			}
+			cfg.MetricsAddrs = splitList(httpAddrs)
 			if !quiet {
 				cfg.Progress = cmd.ErrOrStderr()
 			}
@@ -88,5 +89,19 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 	if mode != bench.Produce {
 		f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients (partitions are split between them)")
 	}
+	if mode == bench.E2E {
+		f.StringVar(&httpAddrs, "http", "", "the brokers' HTTP addresses, comma-separated, for the server's part of the latency breakdown (STRAND_HTTP)")
+	}
 	return cmd
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -46,6 +46,10 @@ type Config struct {
 
 	// ClientOpts are added to every client (tests use this for a short metadata age).
 	ClientOpts []kgo.Opt
+
+	// MetricsAddrs are the brokers' HTTP addresses: an E2E run reads their latency
+	// histograms before and after, for the server's part of the breakdown.
+	MetricsAddrs []string
 }
 
 // DefaultConfig is the configuration used when nothing is set: one producer and one

@@ -29,7 +29,8 @@ type consumers struct {
 	firstFetchedAt atomic.Int64 // unix nanos of the first records seen
 }
 
-func newConsumers(cfg *Config, from map[int32]int64, stamped bool) (*consumers, error) {
+// spans, when not nil, gets the clients' handoff timings (E2E).
+func newConsumers(cfg *Config, from map[int32]int64, stamped bool, spans *clientSpans) (*consumers, error) {
 	c := &consumers{stamped: stamped, lat: newLatencies(), reached: make(chan struct{})}
 	c.target.Store(math.MaxInt64)
 	ids := make([]int32, 0, len(from))
@@ -43,11 +44,11 @@ func newConsumers(cfg *Config, from map[int32]int64, stamped bool) (*consumers, 
 		for k := i; k < len(ids); k += n {
 			assigned[ids[k]] = kgo.NewOffset().At(from[ids[k]])
 		}
-		cl, err := cfg.client(
+		cl, err := cfg.client(append(spans.consumerOpts(),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: assigned}),
 			kgo.FetchMaxPartitionBytes(4<<20),
 			kgo.FetchMaxWait(500*time.Millisecond),
-		)
+		)...)
 		if err != nil {
 			c.close()
 			return nil, err

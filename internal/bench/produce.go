@@ -32,11 +32,13 @@ type producers struct {
 	firstErr                        error
 }
 
-func newProducers(cfg *Config, stamp bool) (*producers, error) {
+// spans, when not nil, gets the clients' request round trips (E2E).
+func newProducers(cfg *Config, stamp bool, spans *clientSpans) (*producers, error) {
 	opts, err := cfg.producerOpts()
 	if err != nil {
 		return nil, err
 	}
+	opts = append(opts, spans.producerOpts()...)
 	p := &producers{cfg: cfg, stamp: stamp, lat: newLatencies(), value: make([]byte, cfg.RecordSize)}
 	// Random bytes, so that compression has honest work to do.
 	rng := rand.New(rand.NewPCG(1, 2))

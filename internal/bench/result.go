@@ -32,6 +32,11 @@ type Result struct {
 	// a pure Consume has none. AckLatency is the producers' latency during an E2E run.
 	Latency    *Percentiles `json:"latency,omitempty"`
 	AckLatency *Percentiles `json:"ack_latency,omitempty"`
+	// Breakdown (E2E) is where a record batch's time went, stage by stage: the client's
+	// produce round trip (which holds the server's append, fsync and replicate stages),
+	// the server's stages from its /metrics, and the consumer's handoff.
+	Breakdown     []Stage `json:"breakdown,omitempty"`
+	BreakdownNote string  `json:"breakdown_note,omitempty"`
 }
 
 // WriteJSON writes r as indented JSON.
@@ -69,6 +74,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("ack latency", r.AckLatency)
 	default:
 		row("latency", r.Latency)
+	}
+	if len(r.Breakdown) > 0 {
+		fmt.Fprintf(tw, "breakdown\tp50 / p99 / p99.9 ms (count)\n")
+		for _, s := range r.Breakdown {
+			fmt.Fprintf(tw, "  %s: %s\t%.3f / %.3f / %.3f (%d)\n", s.Where, s.Name, s.P50, s.P99, s.P999, s.Count)
+		}
+	}
+	if r.BreakdownNote != "" {
+		fmt.Fprintf(tw, "\t(%s)\n", r.BreakdownNote)
 	}
 	return tw.Flush()
 }

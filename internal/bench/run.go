@@ -68,7 +68,7 @@ func bounded(ctx context.Context, cfg *Config) (context.Context, context.CancelF
 }
 
 func runProduce(ctx context.Context, cfg *Config, res *Result) error {
-	p, err := newProducers(cfg, false)
+	p, err := newProducers(cfg, false, nil)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func runConsume(ctx context.Context, cfg *Config, res *Result, from, end map[int
 	for id, start := range from {
 		available += max(0, end[id]-start)
 	}
-	c, err := newConsumers(cfg, from, false)
+	c, err := newConsumers(cfg, from, false, nil)
 	if err != nil {
 		return err
 	}
@@ -136,12 +136,13 @@ func runConsume(ctx context.Context, cfg *Config, res *Result, from, end map[int
 }
 
 func runE2E(ctx context.Context, cfg *Config, res *Result, from map[int32]int64) error {
-	c, err := newConsumers(cfg, from, true)
+	spans := newClientSpans()
+	c, err := newConsumers(cfg, from, true, spans)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	p, err := newProducers(cfg, true)
+	p, err := newProducers(cfg, true, spans)
 	if err != nil {
 		return err
 	}
@@ -153,6 +154,12 @@ func runE2E(ctx context.Context, cfg *Config, res *Result, from map[int32]int64)
 		defer close(consumed)
 		c.run(consumeCtx)
 	}()
+	var before metricsSnapshot
+	if len(cfg.MetricsAddrs) > 0 {
+		if before, err = scrapeHistograms(ctx, cfg.MetricsAddrs); err != nil {
+			return err
+		}
+	}
 	runCtx, cancel := bounded(ctx, cfg)
 	defer cancel()
 	start := time.Now()
@@ -184,6 +191,17 @@ func runE2E(ctx context.Context, cfg *Config, res *Result, from map[int32]int64)
 	res.Sent, res.Acked, res.Errors, res.FirstError = p.sent.Load(), p.acked.Load(), p.failed.Load(), p.firstError()
 	res.Records, res.Bytes = c.consumed.Load(), c.consumedBytes.Load()
 	res.Latency, res.AckLatency = c.lat.percentiles(), p.lat.percentiles()
+	res.Breakdown = append(res.Breakdown, clientStage("produce request round trip", spans.roundTrip))
+	if len(cfg.MetricsAddrs) > 0 {
+		after, err := scrapeHistograms(ctx, cfg.MetricsAddrs)
+		if err != nil {
+			return err
+		}
+		res.Breakdown = append(res.Breakdown, serverBreakdown(after.since(before))...)
+	} else {
+		res.BreakdownNote = "server stages need the brokers' HTTP addresses (--http)"
+	}
+	res.Breakdown = append(res.Breakdown, clientStage("fetched → polled by the consumer", spans.handoff))
 	finish(res, stop.Sub(start))
 	return errors.Join(drainErr, ctx.Err())
 }

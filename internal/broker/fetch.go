@@ -28,7 +28,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) kafka.
 	} else {
 		plan.items = itemsOf(req)
 	}
-	wake := b.fetchWakeups(plan.items)
+	wake := b.fetchWakeups(plan.items, req.ReplicaID >= 0)
 	body := b.readFetch(plan)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if body.bytes >= int64(req.MinBytes) || body.failed || maxWait <= 0 {
@@ -55,12 +55,19 @@ func (b *Broker) finishFetch(plan *fetchPlan, body *fetchBody) *fetchBody {
 	return body
 }
 
-// fetchWakeups are the channels that close when a requested partition changes.
-func (b *Broker) fetchWakeups(items []fetchItem) []<-chan struct{} {
+// fetchWakeups are the channels that close when a requested partition changes in a way
+// the fetcher can see: a follower reads up to the log end, so every append wakes it; a
+// consumer reads only below the high watermark, so it wakes when that moves (the leader
+// advances it as each fsync or follower fetch completes) or the role changes, and not
+// for the append before it, which it could not read yet.
+func (b *Broker) fetchWakeups(items []fetchItem, follower bool) []<-chan struct{} {
 	var out []<-chan struct{}
 	for _, it := range items {
 		if part, ok := b.partition(it.topic, it.partition); ok {
-			out = append(out, part.Log().Changed(), part.Changed())
+			if follower {
+				out = append(out, part.Log().Changed())
+			}
+			out = append(out, part.Changed())
 		}
 	}
 	return out
@@ -168,7 +175,7 @@ func (p *pendingFetch) Wait(ctx context.Context) kafka.Response {
 		if chosen == 0 {
 			return p.b.finishFetch(p.plan, p.b.readFetch(p.plan))
 		}
-		p.wake = p.b.fetchWakeups(p.plan.items)
+		p.wake = p.b.fetchWakeups(p.plan.items, p.plan.req.ReplicaID >= 0)
 		body := p.b.readFetch(p.plan)
 		if body.bytes >= int64(p.plan.req.MinBytes) || body.failed || !time.Now().Before(p.deadline) {
 			return p.b.finishFetch(p.plan, body)

@@ -73,6 +73,7 @@ func (l *Log) AppendNoWait(batches []byte, opts AppendOptions) (AppendResult, er
 	if err := l.writeLocked(batches, headers, now); err != nil {
 		return AppendResult{}, err
 	}
+	l.kickSync()
 	return AppendResult{BaseOffset: headers[0].BaseOffset, LastOffset: offset - 1, LogAppendTime: now,
 		LogStartOffset: l.logStart, Records: records}, nil
 }

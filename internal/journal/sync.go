@@ -82,6 +82,14 @@ func (l *Log) syncOnce() error {
 	l.mu.Unlock()
 
 	s := l.sync
+	s.mu.Lock()
+	failed := s.err
+	s.mu.Unlock()
+	if failed != nil {
+		// After a failed fsync nothing more is acknowledged (see fail); another fsync
+		// could only make the later appends durable behind the lost pages' back.
+		return failed
+	}
 	if s.durable() >= target {
 		s.mu.Lock()
 		close(s.round)
@@ -115,6 +123,19 @@ func (l *Log) syncOnce() error {
 	return err
 }
 
+// kickSync starts a group commit now under FsyncAlways, so an append's fsync begins as
+// soon as its bytes are written rather than when its producer's answer comes up for
+// writing (after the connection's earlier answers) and waits for it.
+func (l *Log) kickSync() {
+	if l.fsync != FsyncAlways {
+		return
+	}
+	select {
+	case l.sync.kick <- struct{}{}:
+	default:
+	}
+}
+
 // WaitDurable returns once every offset below endOffset is on disk. Under FsyncInterval and
 // FsyncNever it returns at once: those policies acknowledge from the page cache.
 func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
@@ -134,10 +155,7 @@ func (l *Log) WaitDurable(ctx context.Context, endOffset int64) error {
 		}
 		round := s.round
 		s.mu.Unlock()
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+		l.kickSync()
 		select {
 		case <-round:
 		case <-ctx.Done():
