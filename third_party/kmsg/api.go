@@ -358,7 +358,7 @@ type TagReader interface {
 
 // SkipTags skips tags in a TagReader.
 func SkipTags(b TagReader) {
-	for num := b.Uvarint(); num > 0; num-- {
+	for num := b.Uvarint(); num > 0 && tagReaderOk(b); num-- {
 		_, size := b.Uvarint(), b.Uvarint()
 		b.Span(int(size))
 	}
@@ -367,7 +367,7 @@ func SkipTags(b TagReader) {
 // ReadTags reads tags in a TagReader and returns the tags.
 func ReadTags(b TagReader) Tags {
 	var t Tags
-	for num := b.Uvarint(); num > 0; num-- {
+	for num := b.Uvarint(); num > 0 && tagReaderOk(b); num-- {
 		key, size := b.Uvarint(), b.Uvarint()
 		t.Set(key, b.Span(int(size)))
 	}
@@ -378,11 +378,20 @@ func ReadTags(b TagReader) Tags {
 // duplicated inner kbin.Reader.
 func internalReadTags(b *kbin.Reader) Tags {
 	var t Tags
-	for num := b.Uvarint(); num > 0; num-- {
+	for num := b.Uvarint(); num > 0 && b.Ok(); num-- {
 		key, size := b.Uvarint(), b.Uvarint()
 		t.Set(key, b.Span(int(size)))
 	}
 	return t
+}
+
+// tagReaderOk reports whether b, if it can tell (kbin.Reader can), has not run out:
+// a tag count read from the wire must not keep a loop going once the bytes are gone.
+func tagReaderOk(b TagReader) bool {
+	if r, ok := b.(interface{ Ok() bool }); ok {
+		return r.Ok()
+	}
+	return true
 }
 
 // Tags is an opaque structure capturing unparsed tags.
