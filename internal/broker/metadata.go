@@ -105,6 +105,7 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		}
 		resp.Topics = append(resp.Topics, mt)
 	}
+	fillAuthorizedOperations(req, resp)
 	return resp
 }
 
@@ -118,6 +119,7 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kafka.R
 		rb.NodeID, rb.Host, rb.Port, rb.Rack = br.NodeID, br.Host, br.Port, br.Rack
 		resp.Brokers = append(resp.Brokers, rb)
 	}
+	fillAuthorizedOperations(req, resp)
 	return resp
 }
 
