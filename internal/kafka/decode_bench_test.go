@@ -37,18 +37,16 @@ func fetchV12Body() []byte {
 	req.MaxWaitMillis = 500
 	req.MinBytes = 1
 	req.MaxBytes = 50 << 20
-	for ti := 0; ti < 10; ti++ {
-		topic := kmsg.NewFetchRequestTopic()
-		topic.Topic = fmt.Sprintf("topic-%d", ti)
-		for p := int32(0); p < 10; p++ {
-			part := kmsg.NewFetchRequestTopicPartition()
-			part.Partition = p
-			part.CurrentLeaderEpoch = 3
-			part.FetchOffset = 123456
-			part.PartitionMaxBytes = 1 << 20
-			topic.Partitions = append(topic.Partitions, part)
-		}
-		req.Topics = append(req.Topics, topic)
+	req.Topics = make([]kmsg.FetchRequestTopic, 10)
+	for i := range 100 {
+		topic := &req.Topics[i/10]
+		topic.Topic = fmt.Sprintf("topic-%d", i/10)
+		part := kmsg.NewFetchRequestTopicPartition()
+		part.Partition = int32(i % 10)
+		part.CurrentLeaderEpoch = 3
+		part.FetchOffset = 123456
+		part.PartitionMaxBytes = 1 << 20
+		topic.Partitions = append(topic.Partitions, part)
 	}
 	return req.AppendTo(nil)
 }
