@@ -49,6 +49,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, cluster.ErrInvalidReplicationFactor):
 		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, cluster.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
 	case errors.Is(err, cluster.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, cluster.ErrMetadataStorage):

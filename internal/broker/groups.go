@@ -166,6 +166,7 @@ func (b *Broker) handleGroup(ctx context.Context, req *kafka.Request) kafka.Resp
 	if resp == nil {
 		return kafka.CloseConnection
 	}
+	fillAuthorizedOperations(req.Body, resp)
 	return resp
 }
 

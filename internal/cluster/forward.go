@@ -35,6 +35,7 @@ var sentinels = map[string]error{
 	"ineligible_replica":         ErrIneligibleReplica,
 	"unknown_broker":             ErrUnknownBroker,
 	"no_reassignment":            ErrNoReassignment,
+	"invalid_replica_assignment": ErrInvalidReplicaAssignment,
 }
 
 // wireError is an error as it crosses the hop: the sentinel's name and the full message.
