@@ -49,8 +49,12 @@ func errorCode(err error) int16 {
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, cluster.ErrInvalidReplicationFactor):
 		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, cluster.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
 	case errors.Is(err, cluster.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, cluster.ErrMetadataStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, cluster.ErrNotController):
 		return kerr.NotController.Code
 	case errors.Is(err, cluster.ErrInvalidRequest):

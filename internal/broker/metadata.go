@@ -126,14 +126,16 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kafka.R
 // createTopic commits a topic and opens its local partitions before returning, so that a
 // produce right after creation finds them. A count of -1 takes this node's num.partitions or
 // default.replication.factor, static (`serve --broker-config`, Kafka's server.properties)
-// before dynamic, as Kafka's broker does for auto-created topics and CreateTopics.
+// before dynamic, as Kafka's broker does for auto-created topics and CreateTopics; a manual
+// assignment (which needs -1 for both) fixes both itself.
 func (b *Broker) createTopic(ctx context.Context, spec cluster.TopicSpec, validateOnly bool) (*cluster.Topic, error) {
-	s := b.meta.State()
-	if spec.Partitions == -1 {
-		spec.Partitions = int32(b.brokerConfigInt(s, "num.partitions"))
-	}
-	if spec.ReplicationFactor == -1 {
-		spec.ReplicationFactor = int16(b.brokerConfigInt(s, "default.replication.factor"))
+	if s := b.meta.State(); spec.Assignment == nil {
+		if spec.Partitions == -1 {
+			spec.Partitions = int32(b.brokerConfigInt(s, "num.partitions"))
+		}
+		if spec.ReplicationFactor == -1 {
+			spec.ReplicationFactor = int16(b.brokerConfigInt(s, "default.replication.factor"))
+		}
 	}
 	t, err := b.meta.CreateTopic(ctx, spec, validateOnly)
 	if err != nil || validateOnly {
