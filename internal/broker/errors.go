@@ -53,6 +53,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidReplicaAssignment.Code
 	case errors.Is(err, cluster.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, cluster.ErrMetadataStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, cluster.ErrNotController):
 		return kerr.NotController.Code
 	case errors.Is(err, cluster.ErrInvalidRequest):

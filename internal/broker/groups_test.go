@@ -301,6 +301,67 @@ func TestAssignConsumerCommitWithMemberID(t *testing.T) {
 	}
 }
 
+// TestCommitInRevokeCallback (issue 18, item 1): a franz-go member of an eager (range)
+// group commits what it consumed in OnPartitionsRevoked, which runs when a second member's
+// join has put the group in PreparingRebalance. Kafka takes that commit (doCommitOffsets:
+// "During PreparingRebalance phase, we still allow a commit request"); refusing it would
+// make the partitions' next owner consume those records again.
+func TestCommitInRevokeCallback(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	admin := client(t, b)
+	createTopic(t, admin, "revoke", 4, nil)
+	ctx := testContext(t)
+	const records = 200
+	prod := client(t, b, kgo.DefaultProduceTopic("revoke"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	for i := 0; i < records; i++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revokeErrs := make(chan error, 10)
+	member := func() *kgo.Client {
+		return client(t, b, kgo.ConsumerGroup("revokers"), kgo.ConsumeTopics("revoke"), kgo.Balancers(kgo.RangeBalancer()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(200*time.Millisecond),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				if len(revoked) > 0 {
+					revokeErrs <- cl.CommitUncommittedOffsets(ctx)
+				}
+			}))
+	}
+	first := member()
+	consumed := 0
+	for deadline := time.Now().Add(30 * time.Second); consumed < records; {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumed %d of %d records", consumed, records)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		consumed += first.PollFetches(pctx).NumRecords()
+		cancel()
+	}
+	member() // joins: the group rebalances and first's revoke callback commits
+	var err error
+	select {
+	case err = <-revokeErrs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first member's partitions were never revoked")
+	}
+	if err != nil {
+		t.Fatalf("commit in the revoke callback: %v", err)
+	}
+	offsets, ferr := kadm.NewClient(admin).FetchOffsets(ctx, "revokers")
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	var committed int64
+	for p := int32(0); p < 4; p++ {
+		committed += offsets["revoke"][p].At
+	}
+	if committed != records {
+		t.Fatalf("committed offsets add up to %d, want %d", committed, records)
+	}
+}
+
 func dumpGroup(t *testing.T, cl *kgo.Client, groupID string) {
 	adm := kadm.NewClient(cl)
 	ctx := testContext(t)

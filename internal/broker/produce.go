@@ -204,7 +204,10 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	if b.pidNext >= b.pidEnd {
 		first, err := b.meta.AllocateProducerIDs(ctx, producerIDBlock)
 		if err != nil {
-			resp.ErrorCode = errorCode(err)
+			reason := producerIDReason(err)
+			b.metrics.producerIDErr.WithLabelValues(reason).Inc()
+			b.log.Debug("no producer id block", "reason", reason, "err", err)
+			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 			return resp
 		}
 		b.pidNext, b.pidEnd = first, first+producerIDBlock
@@ -212,6 +215,26 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	resp.ProducerID, resp.ProducerEpoch = b.pidNext, 0
 	b.pidNext++
 	return resp
+}
+
+// producerIDReason names why a producer-id block could not be reserved, for the
+// strand_producer_id_errors_total metric. Whatever the reason, the producer is answered as
+// Kafka's RPCProducerIdManager.generateProducerId answers when it has no block:
+// COORDINATOR_LOAD_IN_PROGRESS, which every client retries (Kafka chose it over
+// REQUEST_TIMED_OUT because older clients take that one as fatal; NOT_CONTROLLER and
+// KAFKA_STORAGE_ERROR are not answers a producer expects from InitProducerId). Why it failed
+// is logged once, on the change, by the metadata store, and shown by
+// strand_metadata_store_writable.
+func producerIDReason(err error) string {
+	switch {
+	case errors.Is(err, cluster.ErrMetadataStorage):
+		return "metadata_storage"
+	case errors.Is(err, cluster.ErrNotController):
+		return "no_metadata_leader"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
+	}
+	return "other"
 }
 
 // errNullKey answers a keyless record sent to a compacted topic.

@@ -16,7 +16,10 @@ var (
 	ErrInvalidReplicationFactor = errors.New("invalid replication factor")
 	ErrInvalidConfig            = errors.New("invalid config")
 	ErrNotController            = errors.New("not the controller")
-	ErrInvalidRequest           = errors.New("invalid request")
+	// ErrMetadataStorage is a metadata write this node's store cannot take now: a write
+	// failed, or the disk is full and the store is keeping its reserve for raft.
+	ErrMetadataStorage = errors.New("the metadata log cannot be written")
+	ErrInvalidRequest  = errors.New("invalid request")
 	// ErrStaleLeaderEpoch refuses an AlterPartition from a replica that is not the current
 	// leader, or is the leader of an older epoch.
 	ErrStaleLeaderEpoch = errors.New("not the current partition leader or stale leader epoch")
