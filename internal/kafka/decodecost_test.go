@@ -162,6 +162,9 @@ func TestDecodeCostBoundedBySize(t *testing.T) {
 		{0x7f, 0xff, 0xff, 0xff},               // int32 count 2^31-1
 		append([]byte{0x01}, tagBomb...),       // an empty compact array, then the bomb
 		append([]byte{0x02, 0x00}, tagBomb...), // one-element array of an empty string
+		// Array counts as large as the bytes left, which kmsg accepts and allocates for.
+		append([]byte{0x81, 0x08}, make([]byte, 1024)...),             // compact count 1024
+		append([]byte{0x00, 0x00, 0x04, 0x00}, make([]byte, 1024)...), // int32 count 1024
 	}
 	var frames, maxBody int
 	var worstCPU, worstAlloc float64
