@@ -19,8 +19,6 @@ func errorCode(err error) int16 {
 		return 0
 	case errors.Is(err, journal.ErrCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, errNullKey):
-		return kerr.InvalidRecord.Code
 	case errors.Is(err, journal.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, journal.ErrOutOfOrderSequence):
