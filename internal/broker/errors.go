@@ -19,8 +19,6 @@ func errorCode(err error) int16 {
 		return 0
 	case errors.Is(err, journal.ErrCorrupt):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, errNullKey):
-		return kerr.InvalidRecord.Code
 	case errors.Is(err, journal.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, journal.ErrOutOfOrderSequence):
@@ -49,8 +47,12 @@ func errorCode(err error) int16 {
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, cluster.ErrInvalidReplicationFactor):
 		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, cluster.ErrInvalidReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
 	case errors.Is(err, cluster.ErrInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, cluster.ErrMetadataStorage):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, cluster.ErrNotController):
 		return kerr.NotController.Code
 	case errors.Is(err, cluster.ErrInvalidRequest):
