@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +31,44 @@ every second; the result goes to standard output (--format json for programs).
 	for _, mode := range []bench.Mode{bench.Produce, bench.Consume, bench.E2E} {
 		cmd.AddCommand(newBenchModeCmd(mode))
 	}
+	cmd.AddCommand(newBenchFsyncCmd())
+	return cmd
+}
+
+// newBenchFsyncCmd measures the disk reference e2e latency is read against.
+func newBenchFsyncCmd() *cobra.Command {
+	cfg := bench.FsyncConfig{Dir: ".", WriteSize: 4096, Files: 1, Duration: 10 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "fsync",
+		Short: "Measure this disk's fdatasync latency (the reference for e2e latency)",
+		Long: `Append --write-size bytes to a file in --dir and fdatasync it, back to back, for
+--duration, and report the fdatasync latency percentiles: what one group commit of a
+partition costs on this filesystem with nothing else in the way. Run it on the filesystem
+that holds --data-dir. With --files N, N files are appended and synced concurrently, as N
+partitions are.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := jsonOutput(cmd)
+			if err != nil {
+				return err
+			}
+			res, err := bench.Fsync(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			return res.WriteTable(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", cfg.Dir, "directory on the filesystem to measure (a temporary subdirectory is used and removed)")
+	f.IntVar(&cfg.WriteSize, "write-size", cfg.WriteSize, "bytes appended before each fdatasync")
+	f.IntVar(&cfg.Files, "files", cfg.Files, "files appended and synced concurrently")
+	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
 	return cmd
 }
 
