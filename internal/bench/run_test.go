@@ -16,6 +16,13 @@ import (
 // startBroker runs a Strand node in process on loopback ports and returns its Kafka address.
 func startBroker(t *testing.T) string {
 	t.Helper()
+	kafka, _ := startBrokerHTTP(t)
+	return kafka
+}
+
+// startBrokerHTTP is startBroker that also returns the node's HTTP address.
+func startBrokerHTTP(t *testing.T) (kafka, http string) {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -39,7 +46,7 @@ func startBroker(t *testing.T) string {
 	case <-time.After(30 * time.Second):
 		t.Fatal("broker not ready after 30s")
 	}
-	return b.KafkaAddr().String()
+	return b.KafkaAddr().String(), b.HTTPAddr().String()
 }
 
 func testConfig(addr, topic string) Config {
