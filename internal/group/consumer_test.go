@@ -229,6 +229,7 @@ func TestConsumerGroupErrors(t *testing.T) {
 		r.Version = 1
 		r.Group, r.MemberID, r.MemberEpoch, r.RebalanceTimeoutMillis = "g", "z", 0, 1000
 		r.SubscribedTopicNames = []string{"t"}
+		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 		mutate(r)
 		resp, _ := c.Handle(context.Background(), r, Client{})
 		return resp.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode
@@ -244,6 +245,16 @@ func TestConsumerGroupErrors(t *testing.T) {
 		{"join owning partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
 			r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{{Partitions: []int32{0}}}
 		}, kerr.InvalidRequest},
+		// The rows below follow Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid.
+		{"join with null owned partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Topics = nil }, kerr.InvalidRequest},
+		{"join without rebalance timeout", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RebalanceTimeoutMillis = -1 }, kerr.InvalidRequest},
+		{"empty rack", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RackID = kmsg.StringPtr("") }, kerr.InvalidRequest},
+		{"empty instance", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.InstanceID = kmsg.StringPtr("") }, kerr.InvalidRequest},
+		{"static leave without instance", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = -2 }, kerr.InvalidRequest},
+		{"v0 leave without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Version, r.MemberID, r.MemberEpoch = 0, "", -1 }, kerr.InvalidRequest},
+		{"v0 static leave without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+			r.Version, r.MemberID, r.MemberEpoch, r.InstanceID = 0, "", -2, kmsg.StringPtr("i9")
+		}, kerr.UnknownMemberID},
 		{"unknown assignor", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.ServerAssignor = kmsg.StringPtr("magic") }, kerr.UnsupportedAssignor},
 		{"bad regex", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.SubscribedTopicRegex = kmsg.StringPtr("(") }, kerr.InvalidRegularExpression},
 		{"unknown member", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 3 }, kerr.UnknownMemberID},
