@@ -185,6 +185,22 @@ func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) kafka.R
 			}
 			defs = cluster.BrokerConfigDefs()
 			lookup = func(n string) (string, cluster.ConfigSource, bool) { return b.brokerConfig(s, n) }
+		case resourceGroup:
+			if r.ResourceName == "" {
+				rr.ErrorCode = kerr.InvalidRequest.Code
+				rr.ErrorMessage = kmsg.StringPtr("Group name must not be empty")
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
+			defs = cluster.GroupConfigDefs()
+			lookup = func(n string) (string, cluster.ConfigSource, bool) {
+				for _, def := range defs {
+					if def.Name == n {
+						return b.groupConfig(s, r.ResourceName, def)
+					}
+				}
+				return "", cluster.SourceUnknown, false
+			}
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			rr.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("resource type %d is not supported", r.ResourceType))
@@ -207,7 +223,7 @@ func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) kafka.R
 			if req.IncludeDocumentation {
 				rc.Documentation = kmsg.StringPtr(def.Doc)
 			}
-			if req.IncludeSynonyms {
+			if req.IncludeSynonyms && r.ResourceType != resourceGroup {
 				rc.ConfigSynonyms = synonyms(s, r.ResourceName, def, r.ResourceType == resourceTopic)
 			}
 			rr.Configs = append(rr.Configs, rc)
@@ -296,6 +312,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.In
 			err = b.meta.AlterTopicConfigs(ctx, r.ResourceName, ops, req.ValidateOnly)
 		case resourceBroker:
 			err = b.meta.AlterBrokerConfigs(ctx, ops, req.ValidateOnly)
+		case resourceGroup:
+			err = b.meta.AlterGroupConfigs(ctx, r.ResourceName, ops, b.checkGroupConfigs, req.ValidateOnly)
 		default:
 			err = fmt.Errorf("%w: resource type %d", cluster.ErrInvalidRequest, r.ResourceType)
 		}

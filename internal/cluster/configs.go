@@ -156,6 +156,10 @@ var brokerDefs = []ConfigDef{
 	{Name: "compression.type", Type: TypeString, Default: "producer", Validate: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), Doc: "Default codec of stored batches."},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of automatically created topics."},
 	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often members of KIP-848 consumer groups heartbeat."},
+	{Name: "group.consumer.max.heartbeat.interval.ms", Type: TypeInt, Default: "15000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Longest heartbeat interval a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.max.session.timeout.ms", Type: TypeInt, Default: "60000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Longest session timeout a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.min.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest heartbeat interval a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.min.session.timeout.ms", Type: TypeInt, Default: "45000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest session timeout a KIP-848 consumer group may be given."},
 	{Name: "group.consumer.max.size", Type: TypeInt, Default: "2147483647", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Most members one KIP-848 consumer group may have."},
 	{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How long a KIP-848 consumer group member may go without a heartbeat."},
 	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", ReadOnly: true, Validate: intRange(0, math.MaxInt32), Doc: "How long a new group waits for more members before its first rebalance."},
@@ -197,7 +201,7 @@ var brokerDefs = []ConfigDef{
 
 func init() {
 	// Lookups binary-search these tables by name.
-	for _, defs := range [][]ConfigDef{topicDefs, brokerDefs} {
+	for _, defs := range [][]ConfigDef{topicDefs, brokerDefs, groupDefs} {
 		slices.SortFunc(defs, func(a, b ConfigDef) int { return strings.Compare(a.Name, b.Name) })
 	}
 }

@@ -245,6 +245,12 @@ func apply(s *State, cmd command) (any, error) {
 		}
 		electOffline(s)
 		return nil, nil
+	case "group-configs":
+		c, err := decode[cmdGroupConfigs](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, applyGroupConfigs(s, c)
 	case "producer-ids":
 		c, err := decode[cmdProducerIDs](cmd.Data)
 		if err != nil {

@@ -39,11 +39,13 @@ var (
 // State is an immutable snapshot of the cluster metadata. Never mutate one: the FSM builds
 // a new State for every change.
 type State struct {
-	ClusterID      string
-	ControllerID   int32
-	Brokers        map[int32]Broker
-	Topics         map[string]*Topic
-	BrokerConfigs  map[string]string
+	ClusterID     string
+	ControllerID  int32
+	Brokers       map[int32]Broker
+	Topics        map[string]*Topic
+	BrokerConfigs map[string]string
+	// Groups holds each group's own configs (group config resources), by group id.
+	Groups         map[string]map[string]string `json:",omitempty"`
 	NextProducerID int64
 	Version        uint64 // raft index of the last applied command
 }
