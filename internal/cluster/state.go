@@ -22,7 +22,7 @@ var (
 	// ErrLeadershipLost is a proposal whose raft leader lost leadership before it committed;
 	// the command may still commit under the next leader, so it is not retried.
 	ErrLeadershipLost = errors.New("metadata leadership lost while committing")
-	ErrInvalidRequest  = errors.New("invalid request")
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrStaleLeaderEpoch refuses an AlterPartition from a replica that is not the current
 	// leader, or is the leader of an older epoch.
 	ErrStaleLeaderEpoch = errors.New("not the current partition leader or stale leader epoch")
