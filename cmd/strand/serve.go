@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/strand-data/strand/internal/broker"
 	"github.com/strand-data/strand/internal/cluster"
@@ -63,6 +64,9 @@ func newServeCmd() *cobra.Command {
 				}
 				d.StaticConfigs[name] = value
 			}
+			if err := flagsAgreeWithBrokerConfigs(cmd.Flags(), d.StaticConfigs); err != nil {
+				return err
+			}
 			if voters != "" {
 				if d.Voters, err = cluster.ParseVoters(voters); err != nil {
 					return fmt.Errorf("--controller-voters: %w", err)
@@ -97,7 +101,10 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&voters, "controller-voters", "", "metadata voters, e.g. 1@127.0.0.1:9093,2@127.0.0.2:9093")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringArrayVar(&brokerConfigs, "broker-config", nil, "a broker config fixed for this run, name=value (repeatable), e.g. group.consumer.session.timeout.ms=10000")
-	f.DurationVar(&d.LogCheckInterval, "log-check-interval", d.LogCheckInterval, "how often retention and the log cleaner visit every partition (log.retention.check.interval.ms)")
+	f.DurationVar(&d.RetentionCheckInterval, "log-retention-check-interval", d.RetentionCheckInterval, "how often retention looks for segments to delete (log.retention.check.interval.ms)")
+	f.DurationVar(&d.CleanerBackoff, "log-cleaner-backoff", d.CleanerBackoff, "how long the log cleaner rests when no log needs cleaning (log.cleaner.backoff.ms)")
+	f.DurationVar(&d.RetentionCheckInterval, "log-check-interval", d.RetentionCheckInterval, "retention's interval")
+	cobra.CheckErr(f.MarkDeprecated("log-check-interval", "use --log-retention-check-interval; the cleaner is paced by --log-cleaner-backoff"))
 	f.Int64Var(&d.CleanerDedupeBufferSize, "cleaner-dedupe-buffer-size", d.CleanerDedupeBufferSize, "bytes of memory for the log cleaner's key map (log.cleaner.dedupe.buffer.size)")
 	f.Int64Var(&d.CleanerIOBytesPerSecond, "cleaner-io-bytes-per-second", d.CleanerIOBytesPerSecond, "log cleaner read+write budget in bytes per second; 0 for no limit")
 	f.Int64Var(&d.ScrubBytesPerSecond, "scrub-bytes-per-second", d.ScrubBytesPerSecond, "rate at which closed segments are re-read to find damaged batches; 0 disables the scrubber")
@@ -109,6 +116,21 @@ func newServeCmd() *cobra.Command {
 	}
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
+}
+
+// flagsAgreeWithBrokerConfigs refuses a setting given twice, as a flag and as the
+// --broker-config it stands for, so that neither silently wins.
+func flagsAgreeWithBrokerConfigs(f *pflag.FlagSet, static map[string]string) error {
+	for flag, name := range map[string]string{
+		"log-retention-check-interval": "log.retention.check.interval.ms",
+		"log-check-interval":           "log.retention.check.interval.ms",
+		"log-cleaner-backoff":          "log.cleaner.backoff.ms",
+	} {
+		if _, ok := static[name]; ok && f.Changed(flag) {
+			return fmt.Errorf("--%s and --broker-config %s both given; give one", flag, name)
+		}
+	}
+	return nil
 }
 
 // serveProfiler serves net/http/pprof on its own listener, apart from the public HTTP API,

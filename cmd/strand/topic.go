@@ -33,6 +33,7 @@ func newTopicCreateCmd() *cobra.Command {
 	var partitions int32
 	var rf int16
 	var configs []string
+	var assignment string
 	cmd := &cobra.Command{
 		Use:   "create TOPIC",
 		Short: "Create a topic",
@@ -41,6 +42,16 @@ func newTopicCreateCmd() *cobra.Command {
 			cfg, err := parseKV(configs)
 			if err != nil {
 				return err
+			}
+			if assignment != "" {
+				if cmd.Flags().Changed("partitions") || cmd.Flags().Changed("replication-factor") {
+					return fmt.Errorf("--replica-assignment fixes the partitions and replication factor; leave out --partitions and --replication-factor")
+				}
+				replicas, err := parseReplicaAssignment(assignment)
+				if err != nil {
+					return err
+				}
+				return createAssignedTopic(cmd, args[0], replicas, cfg)
 			}
 			adm, ctx, done, err := openAdmin(cmd)
 			if err != nil {
@@ -61,6 +72,7 @@ func newTopicCreateCmd() *cobra.Command {
 	cmd.Flags().Int32VarP(&partitions, "partitions", "p", -1, "partitions (default: the broker's num.partitions)")
 	cmd.Flags().Int16VarP(&rf, "replication-factor", "r", -1, "replicas per partition (default: the broker's default.replication.factor)")
 	cmd.Flags().StringArrayVarP(&configs, "config", "c", nil, "topic config key=value (repeatable)")
+	cmd.Flags().StringVar(&assignment, "replica-assignment", "", "place replicas by hand, as kafka-topics: partitions separated by commas, each broker ids separated by colons, preferred leader first (1:2:3,2:3:1)")
 	return cmd
 }
 

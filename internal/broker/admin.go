@@ -24,11 +24,6 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 		switch {
 		case seen[t.Topic] > 1:
 			err = fmt.Errorf("%w: topic %s appears more than once in the request", cluster.ErrInvalidRequest, t.Topic)
-		case len(t.ReplicaAssignment) > 0:
-			rt.ErrorCode = kerr.InvalidReplicaAssignment.Code
-			rt.ErrorMessage = kmsg.StringPtr("manual replica assignment is not supported; let the controller place replicas")
-			resp.Topics = append(resp.Topics, rt)
-			continue
 		default:
 			configs := map[string]string{}
 			for _, c := range t.Configs {
@@ -36,8 +31,12 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 					configs[c.Name] = *c.Value
 				}
 			}
+			spec := cluster.TopicSpec{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs}
+			if spec.Assignment, err = createTopicsAssignment(t.ReplicaAssignment); err != nil {
+				break
+			}
 			var topic *cluster.Topic
-			topic, err = b.createTopic(ctx, cluster.TopicSpec{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs}, req.ValidateOnly)
+			topic, err = b.createTopic(ctx, spec, req.ValidateOnly)
 			if err == nil {
 				rt.TopicID = topic.ID
 				rt.NumPartitions = int32(len(topic.Partitions))
@@ -59,6 +58,26 @@ func (b *Broker) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsR
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// createTopicsAssignment orders a CreateTopics manual assignment by partition: nil when
+// there is none, an error unless the partitions are 0, 1, … each named once, as Kafka's
+// controller requires ("partitions should be a consecutive 0-based integer sequence").
+func createTopicsAssignment(in []kmsg.CreateTopicsRequestTopicReplicaAssignment) ([][]int32, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([][]int32, len(in))
+	for _, a := range in {
+		if a.Partition < 0 || int(a.Partition) >= len(in) || out[a.Partition] != nil {
+			return nil, fmt.Errorf("%w: partitions should be a consecutive 0-based integer sequence", cluster.ErrInvalidReplicaAssignment)
+		}
+		out[a.Partition] = a.Replicas
+		if out[a.Partition] == nil {
+			out[a.Partition] = []int32{} // named, with no replicas: refused as empty later
+		}
+	}
+	return out, nil
 }
 
 func (b *Broker) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) kafka.Response {
@@ -117,16 +136,18 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, req *kmsg.CreatePar
 	for _, t := range req.Topics {
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic
+		var assignment [][]int32
 		if t.Assignment != nil {
-			rt.ErrorCode = kerr.InvalidReplicaAssignment.Code
-			rt.ErrorMessage = kmsg.StringPtr("manual replica assignment is not supported")
-		} else {
-			err := b.meta.CreatePartitions(ctx, t.Topic, t.Count, req.ValidateOnly)
-			if err == nil && !req.ValidateOnly {
-				err = b.reconcile()
+			assignment = make([][]int32, len(t.Assignment))
+			for i, a := range t.Assignment {
+				assignment[i] = a.Replicas
 			}
-			rt.ErrorCode, rt.ErrorMessage = errorCode(err), errorMessage(err)
 		}
+		err := b.meta.CreatePartitions(ctx, t.Topic, t.Count, assignment, req.ValidateOnly)
+		if err == nil && !req.ValidateOnly {
+			err = b.reconcile()
+		}
+		rt.ErrorCode, rt.ErrorMessage = errorCode(err), errorMessage(err)
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
@@ -164,6 +185,22 @@ func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) kafka.R
 			}
 			defs = cluster.BrokerConfigDefs()
 			lookup = func(n string) (string, cluster.ConfigSource, bool) { return b.brokerConfig(s, n) }
+		case resourceGroup:
+			if r.ResourceName == "" {
+				rr.ErrorCode = kerr.InvalidRequest.Code
+				rr.ErrorMessage = kmsg.StringPtr("Group name must not be empty")
+				resp.Resources = append(resp.Resources, rr)
+				continue
+			}
+			defs = cluster.GroupConfigDefs()
+			lookup = func(n string) (string, cluster.ConfigSource, bool) {
+				for _, def := range defs {
+					if def.Name == n {
+						return b.groupConfig(s, r.ResourceName, def)
+					}
+				}
+				return "", cluster.SourceUnknown, false
+			}
 		default:
 			rr.ErrorCode = kerr.InvalidRequest.Code
 			rr.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("resource type %d is not supported", r.ResourceType))
@@ -186,7 +223,7 @@ func (b *Broker) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) kafka.R
 			if req.IncludeDocumentation {
 				rc.Documentation = kmsg.StringPtr(def.Doc)
 			}
-			if req.IncludeSynonyms {
+			if req.IncludeSynonyms && r.ResourceType != resourceGroup {
 				rc.ConfigSynonyms = synonyms(s, r.ResourceName, def, r.ResourceType == resourceTopic)
 			}
 			rr.Configs = append(rr.Configs, rc)
@@ -275,6 +312,8 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, req *kmsg.In
 			err = b.meta.AlterTopicConfigs(ctx, r.ResourceName, ops, req.ValidateOnly)
 		case resourceBroker:
 			err = b.meta.AlterBrokerConfigs(ctx, ops, req.ValidateOnly)
+		case resourceGroup:
+			err = b.meta.AlterGroupConfigs(ctx, r.ResourceName, ops, b.checkGroupConfigs, req.ValidateOnly)
 		default:
 			err = fmt.Errorf("%w: resource type %d", cluster.ErrInvalidRequest, r.ResourceType)
 		}

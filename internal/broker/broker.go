@@ -44,9 +44,13 @@ type Config struct {
 	// StaticConfigs are broker configs fixed for this node's run (`serve --broker-config`),
 	// as Kafka's server.properties: they override defaults and read-only configs.
 	StaticConfigs map[string]string
-	// LogCheckInterval is how often retention and the log cleaner look at every partition
-	// (log.retention.check.interval.ms).
-	LogCheckInterval time.Duration
+	// RetentionCheckInterval is how often retention looks at every partition
+	// (log.retention.check.interval.ms, Kafka's default 5 minutes).
+	RetentionCheckInterval time.Duration
+	// CleanerBackoff is how long the log cleaner rests after a round that found nothing to
+	// clean (log.cleaner.backoff.ms, Kafka's default 15 s); after a round that cleaned, it
+	// looks again at once, as Kafka's CleanerThread does.
+	CleanerBackoff time.Duration
 	// CleanerDedupeBufferSize is the memory of the cleaner's key map (log.cleaner.dedupe.buffer.size).
 	CleanerDedupeBufferSize int64
 	// CleanerIOBytesPerSecond bounds the cleaner's reads and writes; 0 for no limit
@@ -104,7 +108,7 @@ func (b *Broker) brokerConfigInt(s *cluster.State, name string) int64 {
 func DefaultConfig() Config {
 	return Config{NodeID: 1, DataDir: "strand-data", KafkaAddr: "127.0.0.1:9092", HTTPAddr: "127.0.0.1:8080",
 		Fsync: journal.FsyncAlways, Logger: slog.Default(),
-		LogCheckInterval: 5 * time.Minute, CleanerDedupeBufferSize: 128 << 20, ScrubBytesPerSecond: 16 << 20,
+		RetentionCheckInterval: 5 * time.Minute, CleanerBackoff: 15 * time.Second, CleanerDedupeBufferSize: 128 << 20, ScrubBytesPerSecond: 16 << 20,
 		ScrubIdle: 10 * time.Second}
 }
 
@@ -158,8 +162,8 @@ func New(cfg Config) (*Broker, error) {
 	if err := ValidateStaticConfigs(cfg.StaticConfigs); err != nil {
 		return nil, err
 	}
-	if cfg.LogCheckInterval <= 0 {
-		cfg.LogCheckInterval = DefaultConfig().LogCheckInterval
+	if err := resolveMaintenanceIntervals(&cfg); err != nil {
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -13,21 +13,36 @@ import (
 )
 
 // runRetention applies retention (cleanup.policy=delete) to every local partition every
-// LogCheckInterval, until ctx ends. It runs apart from the cleaner so that a long cleaning
+// RetentionCheckInterval (log.retention.check.interval.ms), until ctx ends. It runs apart from the cleaner so that a long cleaning
 // pass never holds back the deletion of expired segments. Owned by Run (b.bg).
 func (b *Broker) runRetention(ctx context.Context) {
 	defer b.bg.Done()
-	everyTick(ctx, b.cfg.LogCheckInterval, func() { b.applyRetention(ctx) })
+	everyTick(ctx, b.cfg.RetentionCheckInterval, func() { b.applyRetention(ctx) })
 }
 
 // runCleaner compacts every local partition whose cleanup.policy includes compact (which
-// covers __consumer_offsets) every LogCheckInterval, until ctx ends. One cleaner serves all
-// partitions, so its key map (CleanerDedupeBufferSize) and I/O budget
+// covers __consumer_offsets), until ctx ends. As Kafka's CleanerThread.doWork
+// (storage/.../log/LogCleaner.java): a round that cleaned something is followed at once by
+// another; a round that found nothing rests CleanerBackoff (log.cleaner.backoff.ms). Kafka's
+// cleaner is not woken early by a log turning dirty, and neither is this one. One cleaner
+// serves all partitions, so its key map (CleanerDedupeBufferSize) and I/O budget
 // (CleanerIOBytesPerSecond) bound the work of the whole node. Owned by Run (b.bg).
 func (b *Broker) runCleaner(ctx context.Context) {
 	defer b.bg.Done()
 	cleaner := journal.NewCleaner(journal.CleanerConfig{DedupeBufferSize: b.cfg.CleanerDedupeBufferSize, IOBytesPerSecond: b.cfg.CleanerIOBytesPerSecond})
-	everyTick(ctx, b.cfg.LogCheckInterval, func() { b.cleanLogs(ctx, cleaner) })
+	backoff := time.NewTimer(b.cfg.CleanerBackoff)
+	defer backoff.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-backoff.C:
+		}
+		// A round that cleaned may have left more to clean: look again before resting.
+		for ctx.Err() == nil && b.cleanLogs(ctx, cleaner) {
+		}
+		backoff.Reset(b.cfg.CleanerBackoff)
+	}
 }
 
 // localPartitions is a snapshot of the hosted replicas.
@@ -65,12 +80,13 @@ func (b *Broker) applyRetention(ctx context.Context) {
 	}
 }
 
-// cleanLogs runs one cleaning round over the local compacted partitions.
-func (b *Broker) cleanLogs(ctx context.Context, cleaner *journal.Cleaner) {
+// cleanLogs runs one cleaning round over the local compacted partitions and reports whether
+// it rewrote any.
+func (b *Broker) cleanLogs(ctx context.Context, cleaner *journal.Cleaner) (cleaned bool) {
 	s := b.meta.State()
 	for tp, p := range b.localPartitions() {
 		if ctx.Err() != nil {
-			return
+			return cleaned
 		}
 		if _, compacts := cleanupPolicy(s, tp.topic); !compacts {
 			continue
@@ -83,12 +99,14 @@ func (b *Broker) cleanLogs(ctx context.Context, cleaner *journal.Cleaner) {
 		case st.Aborted:
 			b.log.Debug("log cleaning stopped: segments changed under it", "topic", tp.topic, "partition", tp.id)
 		case st.Cleaned:
+			cleaned = true
 			b.metrics.cleanerPasses.Inc()
 			b.metrics.cleanerBytes.Add(float64(st.DirtyBytes))
 			b.log.Debug("log cleaned", "topic", tp.topic, "partition", tp.id, "dirty_ratio", st.DirtyRatio,
 				"cleaned_to", st.CleanedTo, "removed", st.RecordsRemoved, "read", st.BytesRead, "written", st.BytesWritten)
 		}
 	}
+	return cleaned
 }
 
 // cleanupPolicy reads cleanup.policy: delete, compact, or both.

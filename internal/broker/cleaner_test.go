@@ -18,7 +18,9 @@ import (
 	"github.com/strand-data/strand/internal/record"
 )
 
-func fastMaintenance(c *Config) { c.LogCheckInterval = 50 * time.Millisecond }
+func fastMaintenance(c *Config) {
+	c.RetentionCheckInterval, c.CleanerBackoff = 50*time.Millisecond, 50*time.Millisecond
+}
 
 // closedRecords counts the records and tombstones in a log's closed segments.
 func closedRecords(t *testing.T, l *journal.Log) (records, tombstones int) {

@@ -89,6 +89,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		ConsumerSessionTimeout:    time.Duration(b.brokerConfigInt(s, "group.consumer.session.timeout.ms")) * time.Millisecond,
 		ConsumerHeartbeatInterval: time.Duration(b.brokerConfigInt(s, "group.consumer.heartbeat.interval.ms")) * time.Millisecond,
 		MaxConsumerGroupSize:      int(b.brokerConfigInt(s, "group.consumer.max.size")),
+		ConsumerGroupConfig:       b.consumerGroupConfig,
 		Logger:                    b.log,
 	}, b)
 	return b.loadGroups(ctx)
@@ -166,6 +167,7 @@ func (b *Broker) handleGroup(ctx context.Context, req *kafka.Request) kafka.Resp
 	if resp == nil {
 		return kafka.CloseConnection
 	}
+	fillAuthorizedOperations(req.Body, resp)
 	return resp
 }
 

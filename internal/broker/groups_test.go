@@ -232,8 +232,10 @@ func TestGroupProtocolErrors(t *testing.T) {
 	if code := commit("g", 0, second.Generation-1, first.MemberID); code != kerr.IllegalGeneration.Code {
 		t.Fatalf("commit with a stale generation: %d", code)
 	}
-	if code := commit("g", 0, -1, ""); code != kerr.IllegalGeneration.Code {
-		t.Fatalf("commit from outside a group with members: %d", code)
+	// Kafka refuses a commit from outside a group that has members with UNKNOWN_MEMBER_ID
+	// (GroupCoordinator.validateOffsetCommit; issue 18, item 6.3).
+	if code := commit("g", 0, -1, ""); code != kerr.UnknownMemberID.Code {
+		t.Fatalf("commit from outside a group with members: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(code))
 	}
 	// Deleting a group with members is refused; after the member's session expires the
 	// group is empty and can be deleted, and its offsets go with it.
@@ -259,6 +261,104 @@ func TestGroupProtocolErrors(t *testing.T) {
 	offsets, _ := adm.FetchOffsets(ctx, "raw")
 	if len(offsets) != 0 {
 		t.Fatalf("offsets after delete: %+v", offsets)
+	}
+}
+
+// TestAssignConsumerCommitWithMemberID (issue 18, item 6.2): a librdkafka consumer with
+// group.protocol=consumer that uses assign() has a member id of its own and commits with it
+// and generation -1, into a group nobody joined. Kafka takes such a commit (4.x
+// OffsetMetadataManager.validateOffsetCommit creates a simple group for a generation < 0);
+// it is read back with OffsetFetch, and the group then answers like any empty group.
+func TestAssignConsumerCommitWithMemberID(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "in", 2, nil)
+	commit := func(group, member string, generation int32, partition int32, offset int64) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.MemberID, req.Generation = group, member, generation
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "in", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: partition, Offset: offset, LeaderEpoch: -1}}}}
+		resp := request[*kmsg.OffsetCommitResponse](t, cl, req)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	const member = "rdkafka-4e9f1c2a-7b3d-4a61-9d0e-2f5c8a1b6e73"
+	if code := commit("assigned", member, -1, 0, 41); code != 0 {
+		t.Fatalf("assign() consumer's commit: %v, want NONE", kerr.ErrorForCode(code))
+	}
+	if code := commit("assigned", member, -1, 1, 42); code != 0 {
+		t.Fatalf("second commit: %v, want NONE", kerr.ErrorForCode(code))
+	}
+	offsets, err := kadm.NewClient(cl).FetchOffsets(testContext(t), "assigned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o0, o1 := offsets["in"][0].At, offsets["in"][1].At; o0 != 41 || o1 != 42 {
+		t.Fatalf("committed offsets %d, %d; want 41, 42", o0, o1)
+	}
+	// A member generation to a group that does not exist is refused (OffsetCommit v9:
+	// GROUP_ID_NOT_FOUND, below v9 ILLEGAL_GENERATION).
+	if code := commit("never-joined", member, 5, 0, 1); code != kerr.GroupIDNotFound.Code && code != kerr.IllegalGeneration.Code {
+		t.Fatalf("generation 5 to a missing group: %v", kerr.ErrorForCode(code))
+	}
+}
+
+// TestCommitInRevokeCallback (issue 18, item 1): a franz-go member of an eager (range)
+// group commits what it consumed in OnPartitionsRevoked, which runs when a second member's
+// join has put the group in PreparingRebalance. Kafka takes that commit (doCommitOffsets:
+// "During PreparingRebalance phase, we still allow a commit request"); refusing it would
+// make the partitions' next owner consume those records again.
+func TestCommitInRevokeCallback(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	admin := client(t, b)
+	createTopic(t, admin, "revoke", 4, nil)
+	ctx := testContext(t)
+	const records = 200
+	prod := client(t, b, kgo.DefaultProduceTopic("revoke"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	for i := 0; i < records; i++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revokeErrs := make(chan error, 10)
+	member := func() *kgo.Client {
+		return client(t, b, kgo.ConsumerGroup("revokers"), kgo.ConsumeTopics("revoke"), kgo.Balancers(kgo.RangeBalancer()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(),
+			kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(200*time.Millisecond),
+			kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+				if len(revoked) > 0 {
+					revokeErrs <- cl.CommitUncommittedOffsets(ctx)
+				}
+			}))
+	}
+	first := member()
+	consumed := 0
+	for deadline := time.Now().Add(30 * time.Second); consumed < records; {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumed %d of %d records", consumed, records)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		consumed += first.PollFetches(pctx).NumRecords()
+		cancel()
+	}
+	member() // joins: the group rebalances and first's revoke callback commits
+	var err error
+	select {
+	case err = <-revokeErrs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first member's partitions were never revoked")
+	}
+	if err != nil {
+		t.Fatalf("commit in the revoke callback: %v", err)
+	}
+	offsets, ferr := kadm.NewClient(admin).FetchOffsets(ctx, "revokers")
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	var committed int64
+	for p := int32(0); p < 4; p++ {
+		committed += offsets["revoke"][p].At
+	}
+	if committed != records {
+		t.Fatalf("committed offsets add up to %d, want %d", committed, records)
 	}
 }
 

@@ -63,7 +63,7 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		}
 	}
 	autoCreate := !all && (req.Version < 4 || req.AllowAutoTopicCreation)
-	if v, _, _ := s.BrokerConfig("auto.create.topics.enable"); v != "true" {
+	if v, _, _ := b.brokerConfig(s, "auto.create.topics.enable"); v != "true" {
 		autoCreate = false
 	}
 	for _, name := range names {
@@ -105,6 +105,7 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 		}
 		resp.Topics = append(resp.Topics, mt)
 	}
+	fillAuthorizedOperations(req, resp)
 	return resp
 }
 
@@ -118,12 +119,24 @@ func (b *Broker) handleDescribeCluster(req *kmsg.DescribeClusterRequest) kafka.R
 		rb.NodeID, rb.Host, rb.Port, rb.Rack = br.NodeID, br.Host, br.Port, br.Rack
 		resp.Brokers = append(resp.Brokers, rb)
 	}
+	fillAuthorizedOperations(req, resp)
 	return resp
 }
 
 // createTopic commits a topic and opens its local partitions before returning, so that a
-// produce right after creation finds them.
+// produce right after creation finds them. A count of -1 takes this node's num.partitions or
+// default.replication.factor, static (`serve --broker-config`, Kafka's server.properties)
+// before dynamic, as Kafka's broker does for auto-created topics and CreateTopics; a manual
+// assignment (which needs -1 for both) fixes both itself.
 func (b *Broker) createTopic(ctx context.Context, spec cluster.TopicSpec, validateOnly bool) (*cluster.Topic, error) {
+	if s := b.meta.State(); spec.Assignment == nil {
+		if spec.Partitions == -1 {
+			spec.Partitions = int32(b.brokerConfigInt(s, "num.partitions"))
+		}
+		if spec.ReplicationFactor == -1 {
+			spec.ReplicationFactor = int16(b.brokerConfigInt(s, "default.replication.factor"))
+		}
+	}
 	t, err := b.meta.CreateTopic(ctx, spec, validateOnly)
 	if err != nil || validateOnly {
 		return t, err

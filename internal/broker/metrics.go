@@ -15,6 +15,8 @@ type brokerMetrics struct {
 	recordsIn  *prometheus.CounterVec
 	recordsOut *prometheus.CounterVec
 	produceErr *prometheus.CounterVec
+	// producerIDErr counts InitProducerId requests that got no id, by why (producerIDReason).
+	producerIDErr *prometheus.CounterVec
 
 	cleanerPasses    prometheus.Counter
 	cleanerBytes     prometheus.Counter
@@ -47,6 +49,9 @@ func newBrokerMetrics(reg prometheus.Registerer, b *Broker) *brokerMetrics {
 		recordsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_topic_records_out_total", Help: "Records sent to consumers, by topic (whole batches, so records before the fetch offset in the first batch count too)."}, []string{"topic"}),
 		produceErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_produce_errors_total", Help: "Partition produce failures, by Kafka error code."}, []string{"code"}),
 	}
+	m.producerIDErr = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "strand_producer_id_errors_total",
+		Help: "InitProducerId requests answered without a producer id, by reason: metadata_storage (this node's metadata store cannot write, e.g. a full disk), no_metadata_leader, timeout, other."}, []string{"reason"})
+	reg.MustRegister(m.producerIDErr)
 	m.fetchSent = &fetchSendCounters{
 		sendfile: prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_sendfile_bytes_total", Help: "Fetch record bytes sent with sendfile(2), straight from the page cache."}),
 		copied:   prometheus.NewCounter(prometheus.CounterOpts{Name: "strand_fetch_copied_bytes_total", Help: "Fetch record bytes copied through user space (connections or files sendfile cannot serve)."}),
@@ -75,10 +80,11 @@ var (
 	descOffline    = prometheus.NewDesc("strand_partitions_offline", "Partitions in the cluster with no live leader, as this node's metadata says.", nil, nil)
 	descDirty      = prometheus.NewDesc("strand_log_dirty_ratio", "Share of a compacted log's bytes not yet cleaned.", []string{"topic", "partition"}, nil)
 	descSinceClean = prometheus.NewDesc("strand_log_seconds_since_last_clean", "Seconds since the cleaner last compacted a partition (absent before the first clean).", []string{"topic", "partition"}, nil)
+	descMetaWrite  = prometheus.NewDesc("strand_metadata_store_writable", "1 while this node's metadata store (the raft log) can write; 0 after a failed write or while a full disk has it spending its reserved space, when metadata writes clients ask for (producer ids, topics, configs) are refused.", nil, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize, descLeading, descUnderRepl, descOffline, descDirty, descSinceClean} {
+	for _, d := range []*prometheus.Desc{descPartitions, descLogEnd, descLogStart, descHW, descLogSize, descLeading, descUnderRepl, descOffline, descDirty, descSinceClean, descMetaWrite} {
 		ch <- d
 	}
 }
@@ -104,6 +110,11 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descUnderRepl, prometheus.GaugeValue, float64(under))
 	if c.b.meta != nil {
 		ch <- prometheus.MustNewConstMetric(descOffline, prometheus.GaugeValue, float64(offlinePartitions(c.b.meta.State())))
+		writable := 1.0
+		if c.b.meta.MetadataWriteHealth() != nil {
+			writable = 0
+		}
+		ch <- prometheus.MustNewConstMetric(descMetaWrite, prometheus.GaugeValue, writable)
 	}
 	for tp, p := range c.b.partitions {
 		labels := []string{tp.topic, strconv.Itoa(int(tp.id))}

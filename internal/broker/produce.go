@@ -48,6 +48,8 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 			logAppendTime = true
 		}
 		_, compacted := cleanupPolicy(s, t.Topic)
+		rules := recordRules{compacted: compacted, createTime: !logAppendTime,
+			maxTimestampMs: s.TopicConfigInt(t.Topic, "message.timestamp.difference.max.ms")}
 		for pi, p := range t.Partitions {
 			rp := &rt.Partitions[pi]
 			*rp = kmsg.NewProduceResponseTopicPartition()
@@ -68,7 +70,8 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
 				acksAll := req.Acks == -1
-				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, compacted, acksAll, minISR, rp)
+				rules.topicPartition = t.Topic + "-" + strconv.Itoa(int(p.Partition))
+				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rules, acksAll, minISR, rp)
 				b.noteStorageError(part, err)
 				if err == nil && req.Acks != 0 {
 					waits = append(waits, pendingAppend{part: part, end: end, resp: rp, acksAll: acksAll, minISR: minISR})
@@ -91,8 +94,9 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) ka
 
 // appendPartition validates and appends one partition's records, filling rp. It returns
 // the end offset to wait for. As in Kafka, a compacted topic's records must have keys
-// (the cleaner could only drop them), which costs decoding its batches here.
-func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime, compacted, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+// (the cleaner could only drop them) and timestamps may be bounded, which costs decoding
+// the batches here; a refused record is named in rp's record_errors (validate.go).
+func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rules recordRules, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	batches, err := record.Split(records)
 	if err == nil {
 		for _, batch := range batches {
@@ -104,9 +108,9 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 			case h.IsTransactional() || h.IsControl():
 				rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
 				err = fmt.Errorf("transactional batches are not supported")
-			case compacted:
-				if err = requireKeys(batch); err != nil {
-					rp.ErrorCode = errorCode(err)
+			case rules.needsRecords(h):
+				if err = validateRecords(batch, h, rules, time.Now(), rp); err != nil {
+					return 0, err
 				}
 			}
 			if err != nil {
@@ -204,7 +208,10 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	if b.pidNext >= b.pidEnd {
 		first, err := b.meta.AllocateProducerIDs(ctx, producerIDBlock)
 		if err != nil {
-			resp.ErrorCode = errorCode(err)
+			reason := producerIDReason(err)
+			b.metrics.producerIDErr.WithLabelValues(reason).Inc()
+			b.log.Debug("no producer id block", "reason", reason, "err", err)
+			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 			return resp
 		}
 		b.pidNext, b.pidEnd = first, first+producerIDBlock
@@ -214,18 +221,22 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 	return resp
 }
 
-// errNullKey answers a keyless record sent to a compacted topic.
-var errNullKey = errors.New("compacted topic accepts only records with keys")
-
-func requireKeys(batch []byte) error {
-	recs, err := record.Records(batch)
-	if err != nil {
-		return err
+// producerIDReason names why a producer-id block could not be reserved, for the
+// strand_producer_id_errors_total metric. Whatever the reason, the producer is answered as
+// Kafka's RPCProducerIdManager.generateProducerId answers when it has no block:
+// COORDINATOR_LOAD_IN_PROGRESS, which every client retries (Kafka chose it over
+// REQUEST_TIMED_OUT because older clients take that one as fatal; NOT_CONTROLLER and
+// KAFKA_STORAGE_ERROR are not answers a producer expects from InitProducerId). Why it failed
+// is logged once, on the change, by the metadata store, and shown by
+// strand_metadata_store_writable.
+func producerIDReason(err error) string {
+	switch {
+	case errors.Is(err, cluster.ErrMetadataStorage):
+		return "metadata_storage"
+	case errors.Is(err, cluster.ErrNotController):
+		return "no_metadata_leader"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return "timeout"
 	}
-	for _, r := range recs {
-		if r.Key == nil {
-			return errNullKey
-		}
-	}
-	return nil
+	return "other"
 }

@@ -156,6 +156,10 @@ var brokerDefs = []ConfigDef{
 	{Name: "compression.type", Type: TypeString, Default: "producer", Validate: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), Doc: "Default codec of stored batches."},
 	{Name: "default.replication.factor", Type: TypeInt, Default: "1", Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of automatically created topics."},
 	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often members of KIP-848 consumer groups heartbeat."},
+	{Name: "group.consumer.max.heartbeat.interval.ms", Type: TypeInt, Default: "15000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Longest heartbeat interval a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.max.session.timeout.ms", Type: TypeInt, Default: "60000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Longest session timeout a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.min.heartbeat.interval.ms", Type: TypeInt, Default: "5000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest heartbeat interval a KIP-848 consumer group may be given."},
+	{Name: "group.consumer.min.session.timeout.ms", Type: TypeInt, Default: "45000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest session timeout a KIP-848 consumer group may be given."},
 	{Name: "group.consumer.max.size", Type: TypeInt, Default: "2147483647", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Most members one KIP-848 consumer group may have."},
 	{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How long a KIP-848 consumer group member may go without a heartbeat."},
 	{Name: "group.initial.rebalance.delay.ms", Type: TypeInt, Default: "3000", ReadOnly: true, Validate: intRange(0, math.MaxInt32), Doc: "How long a new group waits for more members before its first rebalance."},
@@ -163,6 +167,7 @@ var brokerDefs = []ConfigDef{
 	{Name: "group.max.size", Type: TypeInt, Default: "2147483647", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Most members one group may have."},
 	{Name: "group.min.session.timeout.ms", Type: TypeInt, Default: "6000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Shortest session timeout a member may ask for."},
 	{Name: "leader.imbalance.check.interval.seconds", Type: TypeLong, Default: "300", Validate: intRange(1, maxLong), Doc: "How often the controller checks for partitions not led by their preferred replica."},
+	{Name: "log.cleaner.backoff.ms", Type: TypeLong, Default: "15000", ReadOnly: true, Validate: intRange(1, maxLong), Doc: "How long the log cleaner rests when no log needs cleaning."},
 	{Name: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: "86400000", Validate: intRange(0, maxLong), Doc: "Default delete.retention.ms."},
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: "9223372036854775807", Validate: intRange(1, maxLong), Doc: "Default max.compaction.lag.ms."},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Validate: floatRange(0, 1), Doc: "Default min.cleanable.dirty.ratio."},
@@ -177,6 +182,7 @@ var brokerDefs = []ConfigDef{
 	{Name: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Validate: oneOf("CreateTime", "LogAppendTime"), Doc: "Default message.timestamp.type."},
 	{Name: "log.preallocate", Type: TypeBoolean, Default: "false", Validate: boolean, Doc: "Default preallocate."},
 	{Name: "log.retention.bytes", Type: TypeLong, Default: "-1", Validate: intRange(-1, maxLong), Doc: "Default retention.bytes."},
+	{Name: "log.retention.check.interval.ms", Type: TypeLong, Default: "300000", ReadOnly: true, Validate: intRange(1, maxLong), Doc: "How often retention looks for segments to delete."},
 	{Name: "log.retention.ms", Type: TypeLong, Default: "604800000", Validate: intRange(-1, maxLong), Doc: "Default retention.ms."},
 	{Name: "log.roll.jitter.ms", Type: TypeLong, Default: "0", Validate: intRange(0, maxLong), Doc: "Default segment.jitter.ms."},
 	{Name: "log.roll.ms", Type: TypeLong, Default: "604800000", Validate: intRange(1, maxLong), Doc: "Default segment.ms."},
@@ -195,7 +201,7 @@ var brokerDefs = []ConfigDef{
 
 func init() {
 	// Lookups binary-search these tables by name.
-	for _, defs := range [][]ConfigDef{topicDefs, brokerDefs} {
+	for _, defs := range [][]ConfigDef{topicDefs, brokerDefs, groupDefs} {
 		slices.SortFunc(defs, func(a, b ConfigDef) int { return strings.Compare(a.Name, b.Name) })
 	}
 }

@@ -104,7 +104,7 @@ func TestPlacementAccountsForExistingLoad(t *testing.T) {
 	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "a", Partitions: 10, ReplicationFactor: 3}, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.CreatePartitions(ctx, "a", 30, false); err != nil {
+	if err := n.CreatePartitions(ctx, "a", 30, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.CreateTopic(ctx, TopicSpec{Name: "b", Partitions: 3, ReplicationFactor: 1}, false); err != nil {

@@ -28,12 +28,17 @@ var sentinels = map[string]error{
 	"invalid_replication_factor": ErrInvalidReplicationFactor,
 	"invalid_config":             ErrInvalidConfig,
 	"not_controller":             ErrNotController,
+	"metadata_storage":           ErrMetadataStorage,
+	"leadership_lost":            ErrLeadershipLost,
+	// A deadline that ran out at the leader is the caller's timeout, not an unknown error.
+	"deadline_exceeded":          context.DeadlineExceeded,
 	"invalid_request":            ErrInvalidRequest,
 	"stale_leader_epoch":         ErrStaleLeaderEpoch,
 	"stale_partition_epoch":      ErrStalePartitionEpoch,
 	"ineligible_replica":         ErrIneligibleReplica,
 	"unknown_broker":             ErrUnknownBroker,
 	"no_reassignment":            ErrNoReassignment,
+	"invalid_replica_assignment": ErrInvalidReplicaAssignment,
 }
 
 // wireError is an error as it crosses the hop: the sentinel's name and the full message.
@@ -88,6 +93,11 @@ func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if deferrable[typ] {
+		if err := n.MetadataWriteHealth(); err != nil {
+			return nil, fmt.Errorf("metadata %s: %w: %v", typ, ErrMetadataStorage, err)
+		}
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultProposeTimeout)
@@ -111,6 +121,10 @@ func (n *Node) propose(ctx context.Context, typ string, data any) (any, error) {
 		}
 		select {
 		case <-ctx.Done():
+			if herr := n.MetadataWriteHealth(); herr != nil {
+				// The leader is gone because this node's store cannot write: say so.
+				return nil, fmt.Errorf("metadata %s: %w: %v (%v; last: %v)", typ, ErrMetadataStorage, herr, ctx.Err(), err)
+			}
 			return nil, fmt.Errorf("metadata %s: %w (last: %v)", typ, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
@@ -155,6 +169,23 @@ func retryable(err error) bool {
 
 var errNoLeader = errors.New("no metadata leader known yet")
 
+// deferrable are the commands clients ask for that add to the metadata and can wait: while
+// this node's store cannot write, or is spending the space it reserved for a full disk, they
+// are refused at once (ErrMetadataStorage) instead of timing out or eating that reserve,
+// which is kept for the writes the quorum and the controller need (ISR changes, fencing,
+// elections).
+var deferrable = map[string]bool{
+	"producer-ids":   true,
+	"create-topic":   true,
+	"add-partitions": true,
+	"topic-configs":  true,
+	"broker-configs": true,
+}
+
+// MetadataWriteHealth is nil while this node's metadata store can write, and otherwise why
+// not (see raftstore.Store.Health).
+func (n *Node) MetadataWriteHealth() error { return n.store.log.Health() }
+
 // applyLocal applies a command on the raft leader.
 func (n *Node) applyLocal(ctx context.Context, entry []byte) (any, uint64, error) {
 	timeout := defaultProposeTimeout
@@ -174,6 +205,13 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (any, uint64, error
 	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return nil, 0, fmt.Errorf("%w: %v", ErrNotController, err)
+		}
+		if herr := n.MetadataWriteHealth(); herr != nil {
+			// raft answers a failed log write with its own text; name the cause.
+			return nil, 0, fmt.Errorf("metadata commit: %w: %v", ErrMetadataStorage, err)
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, 0, fmt.Errorf("metadata commit: %w: %v", ErrLeadershipLost, err)
 		}
 		// ErrLeadershipLost and timeouts: the entry may still commit, so no retry.
 		return nil, 0, fmt.Errorf("metadata commit: %w", err)

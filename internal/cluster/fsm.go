@@ -32,12 +32,16 @@ type (
 		Topic             Topic
 		Count             int32 `json:",omitempty"`
 		ReplicationFactor int16 `json:",omitempty"`
+		// Manual: Topic.Partitions are a manual replica assignment, which Apply checks
+		// again against the brokers registered when it runs.
+		Manual bool `json:",omitempty"`
 	}
 	cmdDeleteTopic   struct{ Name string }
 	cmdAddPartitions struct {
 		Name       string
 		Partitions []Partition
 		Count      int32 `json:",omitempty"` // place Count more partitions in Apply
+		Manual     bool  `json:",omitempty"` // Partitions are a manual assignment; Apply checks it again
 	}
 	// cmdBrokerState fences, unfences or marks a broker as shutting down.
 	cmdBrokerState struct {
@@ -158,6 +162,11 @@ func apply(s *State, cmd command) (any, error) {
 				return nil, err
 			}
 		}
+		if c.Manual {
+			if c.Topic.Partitions, err = manualPartitions(s, 0, replicaLists(c.Topic.Partitions), -1); err != nil {
+				return nil, err
+			}
+		}
 		if err := applyCreateTopic(s, c.Topic); err != nil {
 			return nil, err
 		}
@@ -187,6 +196,12 @@ func apply(s *State, cmd command) (any, error) {
 				return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, have+c.Count)
 			}
 			if c.Partitions, err = place(s, have, c.Count, int16(len(targetOf(&t.Partitions[0])))); err != nil {
+				return nil, err
+			}
+		}
+		if c.Manual {
+			rf := len(targetOf(&t.Partitions[0]))
+			if c.Partitions, err = manualPartitions(s, int32(len(t.Partitions)), replicaLists(c.Partitions), rf); err != nil {
 				return nil, err
 			}
 		}
@@ -230,6 +245,12 @@ func apply(s *State, cmd command) (any, error) {
 		}
 		electOffline(s)
 		return nil, nil
+	case "group-configs":
+		c, err := decode[cmdGroupConfigs](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, applyGroupConfigs(s, c)
 	case "producer-ids":
 		c, err := decode[cmdProducerIDs](cmd.Data)
 		if err != nil {

@@ -294,11 +294,17 @@ type TopicSpec struct {
 	ReplicationFactor int16
 	Configs           map[string]string
 	Internal          bool
+	// Assignment, when set, places the replicas by hand: Assignment[i] are partition i's
+	// replicas, the preferred leader first. Partitions and ReplicationFactor must then be -1.
+	Assignment [][]int32
 }
 
 // CreateTopic validates and commits a new topic, placing its replicas on live brokers.
 func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool) (*Topic, error) {
 	s := n.State()
+	if spec.Assignment != nil {
+		return n.createTopicAssigned(ctx, s, spec, validateOnly)
+	}
 	if spec.Partitions == -1 {
 		spec.Partitions = int32(s.BrokerConfigInt("num.partitions"))
 	}
@@ -340,6 +346,42 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly boo
 	return created.clone(), nil // the State's own copy is immutable
 }
 
+// createTopicAssigned is CreateTopic with a manual replica assignment.
+func (n *Node) createTopicAssigned(ctx context.Context, s *State, spec TopicSpec, validateOnly bool) (*Topic, error) {
+	if spec.Partitions != -1 || spec.ReplicationFactor != -1 {
+		// Kafka's words (ReplicationControlManager.createTopic).
+		return nil, fmt.Errorf("%w: Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time", ErrInvalidRequest)
+	}
+	if err := ValidateTopicName(spec.Name); err != nil {
+		return nil, err
+	}
+	if _, ok := s.Topics[spec.Name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, spec.Name)
+	}
+	if len(spec.Assignment) == 0 || len(spec.Assignment) > 1<<20 {
+		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, len(spec.Assignment))
+	}
+	for k, v := range spec.Configs {
+		if err := validateConfig(topicDefs, k, v); err != nil {
+			return nil, err
+		}
+	}
+	t := Topic{Name: spec.Name, ID: newTopicID(), Internal: spec.Internal, Configs: spec.Configs}
+	var err error
+	if t.Partitions, err = manualPartitions(s, 0, spec.Assignment, -1); err != nil || validateOnly {
+		return &t, err
+	}
+	v, err := n.propose(ctx, "create-topic", cmdCreateTopic{Topic: t, Manual: true})
+	if err != nil {
+		return nil, err
+	}
+	created, err := valueAs[*Topic](v)
+	if err != nil || created == nil {
+		return nil, err
+	}
+	return created.clone(), nil
+}
+
 func newTopicID() [16]byte {
 	var id [16]byte
 	for id == [16]byte{} {
@@ -356,8 +398,9 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 	return err
 }
 
-// CreatePartitions grows a topic to total partitions.
-func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+// CreatePartitions grows a topic to total partitions. A non-nil assignment places the new
+// partitions' replicas by hand, one replica list per new partition.
+func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, assignment [][]int32, validateOnly bool) error {
 	s := n.State()
 	t, ok := s.Topics[name]
 	if !ok {
@@ -369,6 +412,17 @@ func (n *Node) CreatePartitions(ctx context.Context, name string, total int32, v
 	}
 	if total > 1<<20 {
 		return fmt.Errorf("%w: %d partitions", ErrInvalidPartitions, total)
+	}
+	if assignment != nil {
+		if len(assignment) != int(total-have) {
+			return fmt.Errorf("%w: Attempted to add %d additional partition(s), but only %d assignment(s) were specified", ErrInvalidReplicaAssignment, total-have, len(assignment))
+		}
+		parts, err := manualPartitions(s, have, assignment, len(targetOf(&t.Partitions[0])))
+		if err != nil || validateOnly {
+			return err
+		}
+		_, err = n.propose(ctx, "add-partitions", cmdAddPartitions{Name: name, Partitions: parts, Manual: true})
+		return err
 	}
 	if validateOnly {
 		_, err := place(s, have, total-have, int16(len(targetOf(&t.Partitions[0]))))

@@ -68,10 +68,10 @@ func TestTopicLifecycleAndErrors(t *testing.T) {
 	if v, src, _ := s.TopicConfig("orders", "segment.bytes"); v != "1073741824" || src != SourceDefault {
 		t.Fatalf("segment.bytes %s from %d", v, src)
 	}
-	if err := n.CreatePartitions(ctx, "orders", 2, false); !errors.Is(err, ErrInvalidPartitions) {
+	if err := n.CreatePartitions(ctx, "orders", 2, nil, false); !errors.Is(err, ErrInvalidPartitions) {
 		t.Fatalf("shrinking partitions: %v", err)
 	}
-	if err := n.CreatePartitions(ctx, "orders", 5, false); err != nil {
+	if err := n.CreatePartitions(ctx, "orders", 5, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.AlterTopicConfigs(ctx, "orders", []ConfigOp{{Name: "cleanup.policy", Op: OpAppend, Value: "compact"}, {Name: "retention.ms", Op: OpDelete}}, false); err != nil {

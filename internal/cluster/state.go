@@ -16,7 +16,13 @@ var (
 	ErrInvalidReplicationFactor = errors.New("invalid replication factor")
 	ErrInvalidConfig            = errors.New("invalid config")
 	ErrNotController            = errors.New("not the controller")
-	ErrInvalidRequest           = errors.New("invalid request")
+	// ErrMetadataStorage is a metadata write this node's store cannot take now: a write
+	// failed, or the disk is full and the store is keeping its reserve for raft.
+	ErrMetadataStorage = errors.New("the metadata log cannot be written")
+	// ErrLeadershipLost is a proposal whose raft leader lost leadership before it committed;
+	// the command may still commit under the next leader, so it is not retried.
+	ErrLeadershipLost = errors.New("metadata leadership lost while committing")
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrStaleLeaderEpoch refuses an AlterPartition from a replica that is not the current
 	// leader, or is the leader of an older epoch.
 	ErrStaleLeaderEpoch = errors.New("not the current partition leader or stale leader epoch")
@@ -33,11 +39,13 @@ var (
 // State is an immutable snapshot of the cluster metadata. Never mutate one: the FSM builds
 // a new State for every change.
 type State struct {
-	ClusterID      string
-	ControllerID   int32
-	Brokers        map[int32]Broker
-	Topics         map[string]*Topic
-	BrokerConfigs  map[string]string
+	ClusterID     string
+	ControllerID  int32
+	Brokers       map[int32]Broker
+	Topics        map[string]*Topic
+	BrokerConfigs map[string]string
+	// Groups holds each group's own configs (group config resources), by group id.
+	Groups         map[string]map[string]string `json:",omitempty"`
 	NextProducerID int64
 	Version        uint64 // raft index of the last applied command
 }

@@ -228,7 +228,7 @@ func (c *Coordinator) consumerHeartbeat(r *kmsg.ConsumerGroupHeartbeatRequest, c
 	}
 	changed := cg.reconcile(m, owned, now)
 	resp.MemberID, resp.MemberEpoch = kmsg.StringPtr(m.id), m.epoch
-	resp.HeartbeatIntervalMillis = int32(c.cfg.ConsumerHeartbeatInterval.Milliseconds())
+	resp.HeartbeatIntervalMillis = int32(c.consumerHeartbeatInterval(g.id).Milliseconds())
 	if isFullRequest(r) || changed || owned != nil && !owned.equal(m.assigned) {
 		resp.Assignment = c.assignmentOf(m.assigned)
 	}
@@ -316,7 +316,7 @@ func (c *Coordinator) removeConsumerMemberLocked(g *group, m *consumerMember, wh
 func (c *Coordinator) expireConsumersLocked(g *group, now time.Time) {
 	for _, m := range g.consumer.members {
 		switch {
-		case now.Sub(m.lastHeard) > c.cfg.ConsumerSessionTimeout:
+		case now.Sub(m.lastHeard) > c.consumerSessionTimeout(g.id):
 			c.removeConsumerMemberLocked(g, m, "session expired")
 		case m.phase == phaseUnrevoked && m.rebalanceTimeout > 0 && now.Sub(m.revokingSince) > m.rebalanceTimeout:
 			c.removeConsumerMemberLocked(g, m, "did not revoke partitions within its rebalance timeout")

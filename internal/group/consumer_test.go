@@ -31,6 +31,12 @@ func (f *fakeClock) Add(d time.Duration) {
 // newTestCoordinator is a coordinator over one real journal partition.
 func newTestCoordinator(t *testing.T, topics fixedTopics, clock *fakeClock) *Coordinator {
 	t.Helper()
+	return newTestCoordinatorWith(t, topics, clock, nil)
+}
+
+// newTestCoordinatorWith is newTestCoordinator with changes to its config.
+func newTestCoordinatorWith(t *testing.T, topics fixedTopics, clock *fakeClock, change func(*Config)) *Coordinator {
+	t.Helper()
 	cfg := journal.DefaultConfig()
 	cfg.Logger = quiet()
 	l, err := journal.Open(t.TempDir(), cfg)
@@ -38,8 +44,12 @@ func newTestCoordinator(t *testing.T, topics fixedTopics, clock *fakeClock) *Coo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	c := NewCoordinator(Config{NumPartitions: 1, MinSessionTimeout: time.Second, InitialRebalanceDelay: -1, Logger: quiet(),
-		ConsumerSessionTimeout: 10 * time.Second, Now: clock.Now}, topics)
+	ccfg := Config{NumPartitions: 1, MinSessionTimeout: time.Second, InitialRebalanceDelay: -1, Logger: quiet(),
+		ConsumerSessionTimeout: 10 * time.Second, Now: clock.Now}
+	if change != nil {
+		change(&ccfg)
+	}
+	c := NewCoordinator(ccfg, topics)
 	t.Cleanup(func() { c.Close() })
 	if err := c.Load(context.Background(), 0, journalLog{l}); err != nil {
 		t.Fatal(err)

@@ -35,6 +35,12 @@ type Config struct {
 	MaxConsumerGroupSize      int           // group.consumer.max.size; 0 means no limit
 	Now                       func() time.Time
 	Logger                    *slog.Logger
+
+	// ConsumerGroupConfig, when set, gives a KIP-848 group's own session timeout and
+	// heartbeat interval (group config resources); zero keeps ConsumerSessionTimeout or
+	// ConsumerHeartbeatInterval. It is called with the coordinator's lock held and must not
+	// call back into it.
+	ConsumerGroupConfig func(groupID string) (sessionTimeout, heartbeatInterval time.Duration)
 }
 
 func (c Config) withDefaults() Config {

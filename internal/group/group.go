@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -114,6 +115,20 @@ func (g *group) supportsProtocols(protocolType string, protos []protocol) bool {
 		}
 	}
 	return false
+}
+
+// matches reports whether a join names the same protocols, with the same metadata, in
+// the same order, as the member's last join.
+func (m *member) matches(protocolType string, protos []protocol) bool {
+	if protocolType != m.protocolType || len(protos) != len(m.protocols) {
+		return false
+	}
+	for i, p := range protos {
+		if p.name != m.protocols[i].name || !bytes.Equal(p.metadata, m.protocols[i].metadata) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *member) supports(name string) bool {
@@ -272,14 +287,21 @@ func (g *group) staticMember(instanceID string) *member {
 	return nil
 }
 
-// fencedInstance reports a request whose group.instance.id belongs to another member id
-// (KIP-345): an old incarnation of a static member that a restart replaced.
-func (g *group) fencedInstance(memberID string, instanceID *string) bool {
+// validateInstance checks a request's group.instance.id as Kafka's validateCurrentMember
+// does: one the group does not know is UNKNOWN_MEMBER_ID, one held by another member id
+// is FENCED_INSTANCE_ID (KIP-345: an old incarnation of a static member that a restart
+// replaced).
+func (g *group) validateInstance(memberID string, instanceID *string) int16 {
 	if instanceID == nil || *instanceID == "" {
-		return false
+		return 0
 	}
-	m := g.staticMember(*instanceID)
-	return m != nil && m.id != memberID
+	switch m := g.staticMember(*instanceID); {
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case m.id != memberID:
+		return kerr.FencedInstanceID.Code
+	}
+	return 0
 }
 
 // joinMembers is what the leader's JoinGroup answer lists: every member's metadata for

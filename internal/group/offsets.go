@@ -39,20 +39,9 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 		c.mu.Unlock()
 		return all(kerr.NotCoordinator.Code)
 	}
-	g := c.groups[r.Group]
-	if r.Generation >= 0 || r.MemberID != "" {
-		_, _, code := c.memberLocked(r.Group, r.MemberID, r.InstanceID, r.Generation)
-		if code == 0 && g.state == statePreparingRebalance {
-			code = kerr.RebalanceInProgress.Code
-		}
-		if code != 0 {
-			c.mu.Unlock()
-			return all(code)
-		}
-	} else if g != nil && g.hasMembers() {
-		// A commit from outside the group while it has members.
+	if code := c.validateCommitLocked(r); code != 0 {
 		c.mu.Unlock()
-		return all(kerr.IllegalGeneration.Code)
+		return all(code)
 	}
 	now := c.cfg.Now()
 	var records []kv
@@ -92,6 +81,46 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 		}
 		return resp
 	}
+}
+
+// validateCommitLocked is whether a group takes an OffsetCommit, as Kafka decides it
+// (3.x GroupCoordinator.handleCommitOffsets, validateOffsetCommit and doCommitOffsets; 4.x
+// OffsetMetadataManager.validateOffsetCommit, ClassicGroup.validateOffsetCommit and
+// ConsumerGroup.validateOffsetCommit).
+func (c *Coordinator) validateCommitLocked(r *kmsg.OffsetCommitRequest) int16 {
+	g := c.groups[r.Group]
+	switch {
+	case g == nil && r.Generation < 0:
+		// A group that does not use group management (an assign() consumer, an admin
+		// client), whatever member id it sends: KIP-848 consumers send theirs.
+		return 0
+	case g == nil && r.Version >= 9:
+		return kerr.GroupIDNotFound.Code
+	case g == nil:
+		return kerr.IllegalGeneration.Code
+	case g.isConsumerGroup():
+		if r.Generation < 0 && !g.hasMembers() {
+			return 0
+		}
+		return g.consumer.checkEpoch(r.MemberID, r.Generation)
+	case r.Generation < 0 && g.state == stateEmpty:
+		return 0
+	case r.Generation < 0 && r.MemberID == "" && r.InstanceID == nil:
+		// From outside a group that has members: only members may commit.
+		return kerr.UnknownMemberID.Code
+	}
+	_, m, code := c.memberLocked(r.Group, r.MemberID, r.InstanceID, r.Generation)
+	switch {
+	case code != 0:
+		return code
+	case g.state == stateCompletingRebalance:
+		// The member has its generation but not yet its assignment.
+		return kerr.RebalanceInProgress.Code
+	}
+	// Stable or PreparingRebalance: the commit is taken (members commit in their revoke
+	// callback before they rejoin) and counts as a heartbeat.
+	m.lastHeard = c.cfg.Now()
+	return 0
 }
 
 func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {

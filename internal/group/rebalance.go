@@ -45,7 +45,11 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 	if _, ok := c.logs[partition]; !ok {
 		return fail(kerr.NotCoordinator.Code)
 	}
-	g := c.groupLocked(r.Group, partition, true)
+	// Only a member without an id creates a group (Kafka's getOrMaybeCreateGroup).
+	g := c.groupLocked(r.Group, partition, r.MemberID == "")
+	if g == nil {
+		return fail(kerr.UnknownMemberID.Code)
+	}
 	if g.isConsumerGroup() {
 		if g.hasMembers() {
 			// KIP-848 groups take members through ConsumerGroupHeartbeat only.
@@ -90,6 +94,18 @@ func (c *Coordinator) join(r *kmsg.JoinGroupRequest, client Client) (kmsg.Respon
 	m := g.members[memberID]
 	if !g.supportsProtocols(r.ProtocolType, protos) && !(m != nil && len(g.members) == 1) {
 		return fail(kerr.InconsistentGroupProtocol.Code)
+	}
+	if m != nil && m.join == nil && m.matches(r.ProtocolType, protos) &&
+		(g.state == stateCompletingRebalance || g.state == stateStable && m.id != g.leader) {
+		// A member that rejoins with nothing changed (it may have missed the answer to its
+		// join) is told the current generation; only the leader's join in Stable, or a
+		// change of metadata, starts a rebalance (Kafka's doCurrentMemberJoinGroup).
+		resp.Generation, resp.LeaderID, resp.MemberID = g.generation, g.leader, m.id
+		resp.Protocol, resp.ProtocolType = kmsg.StringPtr(g.protocol), kmsg.StringPtr(g.protocolType)
+		if m.id == g.leader {
+			resp.Members = g.joinMembers()
+		}
+		return resp, nil
 	}
 	if m == nil {
 		if c.cfg.MaxGroupSize > 0 && len(g.members) >= c.cfg.MaxGroupSize {
@@ -326,8 +342,8 @@ func (c *Coordinator) memberLocked(groupID, memberID string, instanceID *string,
 	if g.isConsumerGroup() {
 		return g, nil, g.consumer.checkEpoch(memberID, generation)
 	}
-	if g.fencedInstance(memberID, instanceID) {
-		return g, nil, kerr.FencedInstanceID.Code
+	if code := g.validateInstance(memberID, instanceID); code != 0 {
+		return g, nil, code
 	}
 	m := g.members[memberID]
 	switch {
@@ -374,20 +390,26 @@ func (c *Coordinator) leave(r *kmsg.LeaveGroupRequest) kmsg.Response {
 	for _, l := range leaving {
 		rm := kmsg.NewLeaveGroupResponseMember()
 		rm.MemberID, rm.InstanceID = l.MemberID, l.InstanceID
+		// As Kafka's handleLeaveGroup: an empty member id with an instance id is an
+		// administrator removing a static member; otherwise the member must be current.
 		var m *member
-		if g != nil {
-			m = g.members[l.MemberID]
-			if m == nil && l.InstanceID != nil {
-				for _, mm := range g.members {
-					if mm.instanceID == *l.InstanceID {
-						m = mm
-					}
+		switch {
+		case g == nil:
+			rm.ErrorCode = kerr.UnknownMemberID.Code
+		case l.MemberID == "":
+			if m = g.staticMember(deref(l.InstanceID)); m == nil {
+				rm.ErrorCode = kerr.UnknownMemberID.Code
+			}
+		case g.pending[l.MemberID]:
+			delete(g.pending, l.MemberID)
+		default:
+			if rm.ErrorCode = g.validateInstance(l.MemberID, l.InstanceID); rm.ErrorCode == 0 {
+				if m = g.members[l.MemberID]; m == nil {
+					rm.ErrorCode = kerr.UnknownMemberID.Code
 				}
 			}
 		}
-		if m == nil {
-			rm.ErrorCode = kerr.UnknownMemberID.Code
-		} else {
+		if m != nil {
 			c.removeMemberLocked(g, m, kerr.UnknownMemberID.Code)
 			changed = true
 		}

@@ -192,6 +192,14 @@ func (n *Node) Restart(t testing.TB) {
 	n.start(t)
 }
 
+// PID is the running process's id, 0 when it is not running.
+func (n *Node) PID() int {
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Client is a franz-go client seeded with the node, closed at cleanup.
 func (n *Node) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()

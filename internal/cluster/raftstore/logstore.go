@@ -100,12 +100,20 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 			return fmt.Errorf("store entries: index %d follows %d", l.Index, logs[i].Index)
 		}
 	}
+	if !s.empty() {
+		if want := s.lastIndex() + 1; logs[0].Index != want {
+			return fmt.Errorf("store entries: index %d does not follow the last entry %d", logs[0].Index, want-1)
+		}
+	}
+	return s.write(func() error { return s.appendLogs(logs) })
+}
+
+// appendLogs writes and syncs entries that StoreLogs has checked.
+func (s *Store) appendLogs(logs []*raft.Log) error {
 	if s.empty() {
 		if err := s.restart(logs[0].Index); err != nil {
 			return err
 		}
-	} else if want := s.lastIndex() + 1; logs[0].Index != want {
-		return fmt.Errorf("store entries: index %d does not follow the last entry %d", logs[0].Index, want-1)
 	}
 	seg := s.segments[len(s.segments)-1]
 	if seg.size >= s.segSize && len(seg.offsets) > 0 {

@@ -29,7 +29,7 @@ func (s *Store) Set(key, val []byte) error {
 	}
 	next := maps.Clone(s.stable)
 	next[string(key)] = append([]byte(nil), val...)
-	if err := WriteSealedFile(s.fs, filepath.Join(s.dir, stableFile), encodeStable(next)); err != nil {
+	if err := s.write(func() error { return WriteSealedFile(s.fs, filepath.Join(s.dir, stableFile), encodeStable(next)) }); err != nil {
 		return fmt.Errorf("stable store: %w", err)
 	}
 	s.stable = next

@@ -40,6 +40,7 @@ type Store struct {
 	stable   map[string][]byte
 	buf      []byte // reused to encode appends
 	closed   bool
+	health   health
 }
 
 var _ raft.LogStore = (*Store)(nil)
@@ -66,6 +67,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.load(false); err != nil {
 		s.closeFiles()
 		return nil, err
+	}
+	if err := s.makeReserve(); err != nil {
+		s.log.Warn("metadata store: cannot reserve space for a full disk", "err", err)
+		s.setOnReserve(true)
 	}
 	return s, nil
 }
