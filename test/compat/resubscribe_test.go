@@ -99,33 +99,21 @@ func TestConsumerGroupProtocolRapidResubscribe(t *testing.T) {
 	var polling sync.WaitGroup
 	fatal := make(chan error, 16)
 	for _, cl := range members {
-		polling.Add(1)
-		go func() {
-			defer polling.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-				f := cl.PollFetches(pctx)
-				cancel()
-				f.EachRecord(func(r *kgo.Record) {
-					mu.Lock()
-					consumed[string(r.Value)] = true
-					mu.Unlock()
-				})
-				f.EachError(func(topic string, p int32, err error) {
-					if !strings.Contains(err.Error(), "context deadline") {
-						select {
-						case fatal <- fmt.Errorf("%s/%d: %w", topic, p, err):
-						default:
-						}
+		pollUntilStopped(ctx, &polling, stop, cl, 100*time.Millisecond, func(f kgo.Fetches) {
+			f.EachRecord(func(r *kgo.Record) {
+				mu.Lock()
+				consumed[string(r.Value)] = true
+				mu.Unlock()
+			})
+			f.EachError(func(topic string, p int32, err error) {
+				if !strings.Contains(err.Error(), "context deadline") {
+					select {
+					case fatal <- fmt.Errorf("%s/%d: %w", topic, p, err):
+					default:
 					}
-				})
-			}
-		}()
+				}
+			})
+		})
 	}
 	defer func() { close(stop); polling.Wait() }()
 
