@@ -79,4 +79,23 @@ func TestAuthorizedOperations(t *testing.T) {
 			t.Errorf("DescribeGroups include=%v: code %d, group operations %d, want 0 and %d", include, g.ErrorCode, g.AuthorizedOperations, want)
 		}
 	}
+
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "kip848", "m1", 0, 30000
+	hb.SubscribedTopicNames, hb.Topics = []string{"ops"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	if r := request[*kmsg.ConsumerGroupHeartbeatResponse](t, cl, hb); r.ErrorCode != 0 {
+		t.Fatalf("ConsumerGroupHeartbeat: code %d", r.ErrorCode)
+	}
+	for _, include := range []bool{false, true} {
+		cd := kmsg.NewPtrConsumerGroupDescribeRequest()
+		cd.Groups, cd.IncludeAuthorizedOperations = []string{"kip848"}, include
+		cdr := request[*kmsg.ConsumerGroupDescribeResponse](t, cl, cd)
+		want := int32(unset)
+		if include {
+			want = groupOps
+		}
+		if g := cdr.Groups[0]; g.ErrorCode != 0 || g.AuthorizedOperations != want {
+			t.Errorf("ConsumerGroupDescribe include=%v: code %d, group operations %d, want 0 and %d", include, g.ErrorCode, g.AuthorizedOperations, want)
+		}
+	}
 }
