@@ -67,16 +67,36 @@ func TestAuthorizedOperations(t *testing.T) {
 	if err := kadm.NewClient(cl).CommitAllOffsets(testContext(t), "ops-group", offsets); err != nil {
 		t.Fatal(err)
 	}
-	for _, include := range []bool{false, true} {
-		dg := kmsg.NewPtrDescribeGroupsRequest()
-		dg.Groups, dg.IncludeAuthorizedOperations = []string{"ops-group"}, include
-		dgr := request[*kmsg.DescribeGroupsResponse](t, cl, dg)
-		want := int32(unset)
-		if include {
-			want = groupOps
-		}
-		if g := dgr.Groups[0]; g.ErrorCode != 0 || g.AuthorizedOperations != want {
-			t.Errorf("DescribeGroups include=%v: code %d, group operations %d, want 0 and %d", include, g.ErrorCode, g.AuthorizedOperations, want)
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = "kip848", "m1", 0, 30000
+	hb.SubscribedTopicNames, hb.Topics = []string{"ops"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	if r := request[*kmsg.ConsumerGroupHeartbeatResponse](t, cl, hb); r.ErrorCode != 0 {
+		t.Fatalf("ConsumerGroupHeartbeat: code %d", r.ErrorCode)
+	}
+	// Each describe returns (error code, authorized operations) of its one group.
+	describes := map[string]func(include bool) (int16, int32){
+		"DescribeGroups": func(include bool) (int16, int32) {
+			req := kmsg.NewPtrDescribeGroupsRequest()
+			req.Groups, req.IncludeAuthorizedOperations = []string{"ops-group"}, include
+			g := request[*kmsg.DescribeGroupsResponse](t, cl, req).Groups[0]
+			return g.ErrorCode, g.AuthorizedOperations
+		},
+		"ConsumerGroupDescribe": func(include bool) (int16, int32) {
+			req := kmsg.NewPtrConsumerGroupDescribeRequest()
+			req.Groups, req.IncludeAuthorizedOperations = []string{"kip848"}, include
+			g := request[*kmsg.ConsumerGroupDescribeResponse](t, cl, req).Groups[0]
+			return g.ErrorCode, g.AuthorizedOperations
+		},
+	}
+	for name, describe := range describes {
+		for _, include := range []bool{false, true} {
+			want := int32(unset)
+			if include {
+				want = groupOps
+			}
+			if code, ops := describe(include); code != 0 || ops != want {
+				t.Errorf("%s include=%v: code %d, group operations %d, want 0 and %d", name, include, code, ops, want)
+			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -53,7 +55,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidConfig.Code
 	case errors.Is(err, cluster.ErrMetadataStorage):
 		return kerr.KafkaStorageError.Code
-	case errors.Is(err, cluster.ErrNotController):
+	case errors.Is(err, cluster.ErrNotController), errors.Is(err, cluster.ErrLeadershipLost):
+		// Only a controller that really lost its leadership: the client asks again.
 		return kerr.NotController.Code
 	case errors.Is(err, cluster.ErrInvalidRequest):
 		return kerr.InvalidRequest.Code
@@ -62,7 +65,15 @@ func errorCode(err error) int16 {
 	case errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut.Code
 	}
-	return kerr.KafkaStorageError.Code
+	// The journal wraps what the disk did in ErrStorage; an I/O error that reaches here
+	// unwrapped is the disk's too. Anything else is not known to be the disk's fault, and
+	// Kafka answers an exception it does not map UNKNOWN_SERVER_ERROR (Errors.forException).
+	var pathErr *fs.PathError
+	var errno syscall.Errno
+	if errors.As(err, &pathErr) || errors.As(err, &errno) {
+		return kerr.KafkaStorageError.Code
+	}
+	return kerr.UnknownServerError.Code
 }
 
 // errorMessage is the text for responses that carry one; nil when there is no error.

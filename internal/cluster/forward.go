@@ -29,6 +29,9 @@ var sentinels = map[string]error{
 	"invalid_config":             ErrInvalidConfig,
 	"not_controller":             ErrNotController,
 	"metadata_storage":           ErrMetadataStorage,
+	"leadership_lost":            ErrLeadershipLost,
+	// A deadline that ran out at the leader is the caller's timeout, not an unknown error.
+	"deadline_exceeded":          context.DeadlineExceeded,
 	"invalid_request":            ErrInvalidRequest,
 	"stale_leader_epoch":         ErrStaleLeaderEpoch,
 	"stale_partition_epoch":      ErrStalePartitionEpoch,
@@ -206,6 +209,9 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte) (any, uint64, error
 		if herr := n.MetadataWriteHealth(); herr != nil {
 			// raft answers a failed log write with its own text; name the cause.
 			return nil, 0, fmt.Errorf("metadata commit: %w: %v", ErrMetadataStorage, err)
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, 0, fmt.Errorf("metadata commit: %w: %v", ErrLeadershipLost, err)
 		}
 		// ErrLeadershipLost and timeouts: the entry may still commit, so no retry.
 		return nil, 0, fmt.Errorf("metadata commit: %w", err)

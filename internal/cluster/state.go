@@ -19,7 +19,10 @@ var (
 	// ErrMetadataStorage is a metadata write this node's store cannot take now: a write
 	// failed, or the disk is full and the store is keeping its reserve for raft.
 	ErrMetadataStorage = errors.New("the metadata log cannot be written")
-	ErrInvalidRequest  = errors.New("invalid request")
+	// ErrLeadershipLost is a proposal whose raft leader lost leadership before it committed;
+	// the command may still commit under the next leader, so it is not retried.
+	ErrLeadershipLost = errors.New("metadata leadership lost while committing")
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrStaleLeaderEpoch refuses an AlterPartition from a replica that is not the current
 	// leader, or is the leader of an older epoch.
 	ErrStaleLeaderEpoch = errors.New("not the current partition leader or stale leader epoch")

@@ -92,25 +92,45 @@ func (cg *consumerGroup) staticMember(instanceID string) *consumerMember {
 	return nil
 }
 
-// validateConsumerHeartbeat checks what KIP-848 requires of a heartbeat's fields.
+// validateConsumerHeartbeat checks a heartbeat's fields as Kafka's
+// GroupMetadataManager.throwIfConsumerGroupHeartbeatRequestIsInvalid does, in its order:
+// a member id is required from v1 on, and at any version to heartbeat (epoch > 0) or
+// leave (-1); a static member's leave (-2) needs its instance id; a (re)join (epoch 0)
+// carries a rebalance timeout, an empty owned-partitions list and a subscription.
 func validateConsumerHeartbeat(r *kmsg.ConsumerGroupHeartbeatRequest) string {
 	switch {
+	case r.MemberID == "" && (r.Version >= 1 || r.MemberEpoch > 0 || r.MemberEpoch == -1):
+		return "MemberId can't be empty."
 	case r.Group == "":
 		return "GroupId can't be empty."
-	case r.MemberEpoch < -2:
-		return "MemberEpoch is invalid."
-	case r.MemberID == "" && (r.MemberEpoch != 0 || r.Version >= 1):
-		return "MemberId can't be empty."
-	case r.MemberEpoch == 0 && r.RebalanceTimeoutMillis < 0:
-		return "RebalanceTimeoutMs must be provided in first request."
-	case r.MemberEpoch == 0 && len(r.Topics) > 0:
-		return "TopicPartitions must be empty when (re-)joining."
-	case r.MemberEpoch == 0 && r.SubscribedTopicNames == nil && r.SubscribedTopicRegex == nil:
-		return "SubscribedTopicNames or SubscribedTopicRegex must be set in first request."
 	case r.InstanceID != nil && *r.InstanceID == "":
 		return "InstanceId can't be empty."
+	case r.RackID != nil && *r.RackID == "":
+		return "RackId can't be empty."
+	case r.MemberEpoch == 0 && r.RebalanceTimeoutMillis == -1:
+		return "RebalanceTimeoutMs must be provided in first request."
+	case r.MemberEpoch == 0 && (r.Topics == nil || len(r.Topics) > 0):
+		return "TopicPartitions must be empty when (re-)joining."
+	case r.MemberEpoch == 0 && r.SubscribedTopicNames == nil && r.SubscribedTopicRegex == nil:
+		return "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining."
+	case r.MemberEpoch == -2 && r.InstanceID == nil:
+		return "InstanceId can't be null."
+	case r.MemberEpoch < -2:
+		return "MemberEpoch is invalid."
 	}
 	return ""
+}
+
+// isFullRequest reports whether a heartbeat carries everything a member knows: a
+// (re)join, or a heartbeat with its rebalance timeout, subscription and owned partitions.
+// Clients send one after an error or when they need the assignment again (franz-go does
+// when a topic it purged is subscribed anew while still assigned to it), and Kafka answers
+// every full request with the member's whole assignment (GroupMetadataManager
+// consumerGroupHeartbeat: "The assignment is only provided in the following cases: 1. The
+// member sent a full request ... 2. The member's assignment has been updated").
+func isFullRequest(r *kmsg.ConsumerGroupHeartbeatRequest) bool {
+	return r.MemberEpoch == 0 || r.RebalanceTimeoutMillis != -1 &&
+		(r.SubscribedTopicNames != nil || r.SubscribedTopicRegex != nil) && r.Topics != nil
 }
 
 func (c *Coordinator) consumerHeartbeat(r *kmsg.ConsumerGroupHeartbeatRequest, client Client) kmsg.Response {
@@ -209,7 +229,7 @@ func (c *Coordinator) consumerHeartbeat(r *kmsg.ConsumerGroupHeartbeatRequest, c
 	changed := cg.reconcile(m, owned, now)
 	resp.MemberID, resp.MemberEpoch = kmsg.StringPtr(m.id), m.epoch
 	resp.HeartbeatIntervalMillis = int32(c.consumerHeartbeatInterval(g.id).Milliseconds())
-	if r.MemberEpoch == 0 || changed || owned != nil && !owned.equal(m.assigned) {
+	if isFullRequest(r) || changed || owned != nil && !owned.equal(m.assigned) {
 		resp.Assignment = c.assignmentOf(m.assigned)
 	}
 	return resp

@@ -1,11 +1,8 @@
 package group
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/strand-data/strand/internal/journal"
 )
 
 // A group's own consumer.session.timeout.ms (group config resources, through
@@ -13,25 +10,13 @@ import (
 // clock is fake: nothing here waits.
 func TestConsumerGroupOwnSessionTimeout(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1700000000, 0)}
-	cfg := journal.DefaultConfig()
-	cfg.Logger = quiet()
-	l, err := journal.Open(t.TempDir(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	own := func(groupID string) (time.Duration, time.Duration) {
 		if groupID == "g" {
 			return 3 * time.Second, time.Second
 		}
 		return 0, 0
 	}
-	c := NewCoordinator(Config{NumPartitions: 1, MinSessionTimeout: time.Second, InitialRebalanceDelay: -1, Logger: quiet(),
-		ConsumerSessionTimeout: 10 * time.Second, ConsumerGroupConfig: own, Now: clock.Now}, fixedTopics{"t": 4})
-	t.Cleanup(func() { c.Close() })
-	if err := c.Load(context.Background(), 0, journalLog{l}); err != nil {
-		t.Fatal(err)
-	}
+	c := newTestCoordinatorWith(t, fixedTopics{"t": 4}, clock, func(cfg *Config) { cfg.ConsumerGroupConfig = own })
 	m := &simMember{id: "m1", topics: []string{"t"}}
 	if r := m.heartbeat(t, c); r.ErrorCode != 0 || r.HeartbeatIntervalMillis != 1000 {
 		t.Fatalf("join: code %d, heartbeat interval %d ms; want 0 and the group's own 1000", r.ErrorCode, r.HeartbeatIntervalMillis)

@@ -31,6 +31,12 @@ func (f *fakeClock) Add(d time.Duration) {
 // newTestCoordinator is a coordinator over one real journal partition.
 func newTestCoordinator(t *testing.T, topics fixedTopics, clock *fakeClock) *Coordinator {
 	t.Helper()
+	return newTestCoordinatorWith(t, topics, clock, nil)
+}
+
+// newTestCoordinatorWith is newTestCoordinator with changes to its config.
+func newTestCoordinatorWith(t *testing.T, topics fixedTopics, clock *fakeClock, change func(*Config)) *Coordinator {
+	t.Helper()
 	cfg := journal.DefaultConfig()
 	cfg.Logger = quiet()
 	l, err := journal.Open(t.TempDir(), cfg)
@@ -38,8 +44,12 @@ func newTestCoordinator(t *testing.T, topics fixedTopics, clock *fakeClock) *Coo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	c := NewCoordinator(Config{NumPartitions: 1, MinSessionTimeout: time.Second, InitialRebalanceDelay: -1, Logger: quiet(),
-		ConsumerSessionTimeout: 10 * time.Second, Now: clock.Now}, topics)
+	ccfg := Config{NumPartitions: 1, MinSessionTimeout: time.Second, InitialRebalanceDelay: -1, Logger: quiet(),
+		ConsumerSessionTimeout: 10 * time.Second, Now: clock.Now}
+	if change != nil {
+		change(&ccfg)
+	}
+	c := NewCoordinator(ccfg, topics)
 	t.Cleanup(func() { c.Close() })
 	if err := c.Load(context.Background(), 0, journalLog{l}); err != nil {
 		t.Fatal(err)
@@ -229,6 +239,7 @@ func TestConsumerGroupErrors(t *testing.T) {
 		r.Version = 1
 		r.Group, r.MemberID, r.MemberEpoch, r.RebalanceTimeoutMillis = "g", "z", 0, 1000
 		r.SubscribedTopicNames = []string{"t"}
+		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 		mutate(r)
 		resp, _ := c.Handle(context.Background(), r, Client{})
 		return resp.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode
@@ -244,6 +255,16 @@ func TestConsumerGroupErrors(t *testing.T) {
 		{"join owning partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
 			r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{{Partitions: []int32{0}}}
 		}, kerr.InvalidRequest},
+		// The rows below follow Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid.
+		{"join with null owned partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Topics = nil }, kerr.InvalidRequest},
+		{"join without rebalance timeout", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RebalanceTimeoutMillis = -1 }, kerr.InvalidRequest},
+		{"empty rack", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.RackID = kmsg.StringPtr("") }, kerr.InvalidRequest},
+		{"empty instance", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.InstanceID = kmsg.StringPtr("") }, kerr.InvalidRequest},
+		{"static leave without instance", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = -2 }, kerr.InvalidRequest},
+		{"v0 leave without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.Version, r.MemberID, r.MemberEpoch = 0, "", -1 }, kerr.InvalidRequest},
+		{"v0 static leave without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+			r.Version, r.MemberID, r.MemberEpoch, r.InstanceID = 0, "", -2, kmsg.StringPtr("i9")
+		}, kerr.UnknownMemberID},
 		{"unknown assignor", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.ServerAssignor = kmsg.StringPtr("magic") }, kerr.UnsupportedAssignor},
 		{"bad regex", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.SubscribedTopicRegex = kmsg.StringPtr("(") }, kerr.InvalidRegularExpression},
 		{"unknown member", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 3 }, kerr.UnknownMemberID},

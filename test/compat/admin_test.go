@@ -1,8 +1,6 @@
 package compat
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,13 +15,7 @@ func TestPythonAdmin(t *testing.T) {
 	python := need(t, "/usr/bin/python3")
 	for _, client := range []string{"kafka-python", "confluent-kafka"} {
 		t.Run(client, func(t *testing.T) {
-			check := exec.Command(python, "-c", map[string]string{"kafka-python": "import kafka", "confluent-kafka": "import confluent_kafka"}[client])
-			if err := check.Run(); err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s is not installed for %s", client, python)
-				}
-				t.Skipf("%s is not installed for %s", client, python)
-			}
+			needPythonClient(t, python, client)
 			node := harness.Start(t, harness.Options{Args: []string{"--broker-config", "num.partitions=3"}})
 			out := run(t, "", python, filepath.Join("testdata", "python_admin.py"), node.KafkaAddr, client, "admin-"+client)
 			t.Logf("%s", strings.TrimSpace(out))

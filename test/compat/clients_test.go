@@ -90,17 +90,24 @@ func TestKcat(t *testing.T) {
 	t.Logf("kcat: %d records produced with keys and consumed back", n)
 }
 
+// needPythonClient skips (outside CI) or fails the test when python cannot import client
+// (kafka-python or confluent-kafka).
+func needPythonClient(t *testing.T, python, client string) {
+	t.Helper()
+	check := exec.Command(python, "-c", map[string]string{"kafka-python": "import kafka", "confluent-kafka": "import confluent_kafka"}[client])
+	if err := check.Run(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not installed for %s", client, python)
+		}
+		t.Skipf("%s is not installed for %s", client, python)
+	}
+}
+
 func TestPythonClients(t *testing.T) {
 	python := need(t, "/usr/bin/python3")
 	for _, client := range []string{"kafka-python", "confluent-kafka"} {
 		t.Run(client, func(t *testing.T) {
-			check := exec.Command(python, "-c", map[string]string{"kafka-python": "import kafka", "confluent-kafka": "import confluent_kafka"}[client])
-			if err := check.Run(); err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s is not installed for %s", client, python)
-				}
-				t.Skipf("%s is not installed for %s", client, python)
-			}
+			needPythonClient(t, python, client)
 			node := harness.Start(t, harness.Options{})
 			out := run(t, "", python, filepath.Join("testdata", "python_clients.py"), node.KafkaAddr, client, "py-"+client, "2000")
 			t.Logf("%s", strings.TrimSpace(out))

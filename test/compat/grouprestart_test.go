@@ -1,7 +1,6 @@
 package compat
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -41,26 +40,14 @@ func brokerRestartUnderActiveGroup(t *testing.T, nextGen bool) {
 			opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer()))
 		}
 		cl := node.Client(t, opts...)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-				f := cl.PollFetches(pctx)
-				cancel()
-				f.EachRecord(func(r *kgo.Record) {
-					mu.Lock()
-					seen[string(r.Value)] = true
-					mu.Unlock()
-				})
-				cl.CommitUncommittedOffsets(ctx)
-			}
-		}()
+		pollUntilStopped(ctx, &wg, stop, cl, 200*time.Millisecond, func(f kgo.Fetches) {
+			f.EachRecord(func(r *kgo.Record) {
+				mu.Lock()
+				seen[string(r.Value)] = true
+				mu.Unlock()
+			})
+			cl.CommitUncommittedOffsets(ctx)
+		})
 	}
 	defer func() { close(stop); wg.Wait() }()
 	produce := func(from, n int) {
