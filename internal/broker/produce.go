@@ -103,10 +103,10 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, re
 // (the cleaner could only drop them) and timestamps may be bounded, which costs decoding
 // the batches here; a refused record is named in rp's record_errors (validate.go).
 func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rules recordRules, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
-	batches, err := record.Split(records)
+	prod, err := record.SplitProduced(records) // the one CRC pass: the journal writes prod as checked here
 	if err == nil {
-		for _, batch := range batches {
-			h, _ := record.ParseHeader(batch)
+		for i, batch := range prod.Batches {
+			h := prod.Headers[i]
 			switch {
 			case int64(len(batch)) > maxBytes:
 				rp.ErrorCode = kerr.MessageTooLarge.Code
@@ -127,7 +127,7 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 	}
 	var res journal.AppendResult
 	if err == nil {
-		res, err = part.Append(records, logAppendTime, acksAll, minISR)
+		res, err = part.AppendProduced(prod, logAppendTime, acksAll, minISR)
 	}
 	if err != nil {
 		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)

@@ -40,9 +40,19 @@ func (l *Log) Append(ctx context.Context, batches []byte, opts AppendOptions) (A
 // AppendNoWait is Append without waiting for durability; follow it with WaitDurable.
 // It lets a caller keep the order of appends while waiting for fsyncs concurrently.
 func (l *Log) AppendNoWait(batches []byte, opts AppendOptions) (AppendResult, error) {
-	parts, headers, err := splitProduced(batches)
+	p, err := record.SplitProduced(batches)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	return l.AppendProduced(p, opts)
+}
+
+// AppendProduced is AppendNoWait for batches the caller has already walked and checked
+// with record.SplitProduced: their bytes are not read again before they are written.
+func (l *Log) AppendProduced(prod record.Produced, opts AppendOptions) (AppendResult, error) {
+	parts, headers, batches := prod.Batches, prod.Headers, prod.Bytes
+	if len(parts) == 0 || len(parts) != len(headers) {
+		return AppendResult{}, fmt.Errorf("%w: no batches", ErrCorrupt)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -115,23 +125,6 @@ func (l *Log) AppendReplicated(ctx context.Context, batches []byte) (AppendResul
 		return AppendResult{}, err
 	}
 	return res, l.WaitDurable(ctx, next)
-}
-
-func splitProduced(batches []byte) ([][]byte, []record.Header, error) {
-	parts, err := record.Split(batches)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(parts) == 0 {
-		return nil, nil, fmt.Errorf("%w: no batches", ErrCorrupt)
-	}
-	headers := make([]record.Header, len(parts))
-	for i, p := range parts {
-		if headers[i], err = record.ValidateProduced(p); err != nil {
-			return nil, nil, err
-		}
-	}
-	return parts, headers, nil
 }
 
 func (l *Log) writableLocked() error {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/record"
 )
 
 // Errors callers branch on.
@@ -265,6 +266,16 @@ func (p *Partition) Lagging(now time.Time, maxLag time.Duration) []int32 {
 // WaitCommitted. minISR is min.insync.replicas, checked when acksAll. It holds roles shared
 // through the write (which does not wait for fsync): see Partition.roles.
 func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
+	prod, err := record.SplitProduced(batches)
+	if err != nil {
+		return journal.AppendResult{}, err
+	}
+	return p.AppendProduced(prod, logAppendTime, acksAll, minISR)
+}
+
+// AppendProduced is Append for batches the caller has walked and checked with
+// record.SplitProduced.
+func (p *Partition) AppendProduced(prod record.Produced, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
 	p.roles.RLock()
 	defer p.roles.RUnlock()
 	p.mu.Lock()
@@ -276,7 +287,7 @@ func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, min
 	case acksAll && isr < minISR:
 		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
 	}
-	res, err := p.log.AppendNoWait(batches, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
+	res, err := p.log.AppendProduced(prod, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
 	if err == nil && !p.log.SyncsEachAppend() {
 		p.synced() // durable at once under fsync=interval|never: the mark may move now
 	}

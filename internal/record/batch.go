@@ -186,6 +186,39 @@ func ValidateProduced(b []byte) (Header, error) {
 	return h, nil
 }
 
+// Produced is a producer's batches, walked and checked once by SplitProduced, so that the
+// broker's checks and the journal's append share one CRC pass.
+type Produced struct {
+	Bytes   []byte   // the batches, concatenated as they arrived
+	Batches [][]byte // subslices of Bytes, one per batch
+	Headers []Header // each batch's header, checked by ValidateProduced
+}
+
+// SplitProduced walks a producer's concatenated batches, checking each with
+// ValidateProduced (one CRC pass). There must be at least one.
+func SplitProduced(b []byte) (Produced, error) {
+	p := Produced{Bytes: b}
+	for rest := b; len(rest) > 0; {
+		n, err := PeekSize(rest)
+		if err != nil {
+			return Produced{}, err
+		}
+		if n > len(rest) {
+			return Produced{}, fmt.Errorf("%w: batch of %d bytes truncated to %d", ErrCorrupt, n, len(rest))
+		}
+		h, err := ValidateProduced(rest[:n])
+		if err != nil {
+			return Produced{}, err
+		}
+		p.Batches, p.Headers = append(p.Batches, rest[:n]), append(p.Headers, h)
+		rest = rest[n:]
+	}
+	if len(p.Batches) == 0 {
+		return Produced{}, fmt.Errorf("%w: no batches", ErrCorrupt)
+	}
+	return p, nil
+}
+
 // Split walks concatenated batches, validating each, and returns them as subslices of b.
 // Any truncated or invalid batch fails the whole call.
 func Split(b []byte) ([][]byte, error) {

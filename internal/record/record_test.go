@@ -145,6 +145,21 @@ func TestValidateRejects(t *testing.T) {
 	if err != nil || len(parts) != 2 {
 		t.Errorf("split of two batches: %d, %v", len(parts), err)
 	}
+	// SplitProduced rejects everything ValidateProduced rejects, in any position, and an
+	// empty request; it returns the headers of what it accepts.
+	for name, b := range cases {
+		if _, err := SplitProduced(append(append([]byte(nil), good...), b...)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("SplitProduced with a second batch %s: err %v, want ErrCorrupt", name, err)
+		}
+	}
+	if _, err := SplitProduced(nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("SplitProduced of nothing: %v", err)
+	}
+	two := append(append([]byte(nil), good...), good...)
+	prod, err := SplitProduced(two)
+	if err != nil || len(prod.Batches) != 2 || len(prod.Headers) != 2 || prod.Headers[1].RecordCount != 3 || !bytes.Equal(prod.Bytes, two) {
+		t.Errorf("SplitProduced of two batches: %+v, %v", prod.Headers, err)
+	}
 }
 
 func TestIncrementSequenceWraps(t *testing.T) {
