@@ -340,6 +340,14 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 	}
 	resp := kresp.(*kmsg.FetchResponse)
 	find := partitionFinder(parts)
+	// Every partition's batches are appended first, each starting its fsync, and then the
+	// fsyncs are waited for together: one round of overlapping fsyncs per answer, not one
+	// after another, before the next fetch tells the leader what is on disk.
+	type appended struct {
+		p             *partition.Partition
+		end, leaderHW int64
+	}
+	var durable []appended
 	for _, t := range resp.Topics {
 		for _, rp := range t.Partitions {
 			p := find(t.Topic, rp.Partition)
@@ -355,26 +363,45 @@ func (f *replicaFetchers) fetch(ctx context.Context, rf *replicaFetcher, leader 
 				rf.backoff(p, false)
 				continue
 			}
-			if err := f.appendFetched(ctx, p, rp.RecordBatches); err != nil {
-				f.b.noteStorageError(p, err)
-				f.b.log.Warn("appending replicated batches failed", "topic", p.Topic, "partition", p.ID, "err", err)
-				rf.backoff(p, true)
+			end, err := f.appendFetched(p, rp.RecordBatches)
+			if err != nil {
+				f.appendFailed(rf, p, err)
 				continue
 			}
-			p.SetFollowerHighWatermark(rp.HighWatermark)
+			durable = append(durable, appended{p, end, rp.HighWatermark})
 		}
+	}
+	for _, a := range durable {
+		if a.end == 0 {
+			a.p.SetFollowerHighWatermark(a.leaderHW)
+			continue
+		}
+		if err := a.p.Log().WaitDurable(ctx, a.end); err != nil {
+			if !errors.Is(err, context.Canceled) {
+				f.appendFailed(rf, a.p, err)
+			}
+			continue
+		}
+		a.p.SetFollowerHighWatermark(a.leaderHW)
 	}
 }
 
+func (f *replicaFetchers) appendFailed(rf *replicaFetcher, p *partition.Partition, err error) {
+	f.b.noteStorageError(p, err)
+	f.b.log.Warn("appending replicated batches failed", "topic", p.Topic, "partition", p.ID, "err", err)
+	rf.backoff(p, true)
+}
+
 // appendFetched appends the whole batches of a fetch answer that lie past the log end and
-// waits until they are durable, so the next fetch offset tells the leader what is on disk.
-func (f *replicaFetchers) appendFetched(ctx context.Context, p *partition.Partition, raw []byte) error {
+// returns the end offset to wait for with WaitDurable (0: nothing was appended): the next
+// fetch offset must tell the leader only what is on disk.
+func (f *replicaFetchers) appendFetched(p *partition.Partition, raw []byte) (int64, error) {
 	if len(raw) == 0 {
-		return nil
+		return 0, nil
 	}
 	batches, err := record.Split(raw) // checks every CRC: a follower never stores damaged bytes
 	if err != nil {
-		return err
+		return 0, err
 	}
 	end := p.Log().LogEndOffset()
 	start := 0
@@ -388,13 +415,13 @@ func (f *replicaFetchers) appendFetched(ctx context.Context, p *partition.Partit
 		size += len(b)
 	}
 	if size == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err = p.Log().AppendReplicated(ctx, raw[start:start+size])
-	if errors.Is(err, context.Canceled) {
-		return nil
+	res, err := p.Log().AppendReplicatedNoWait(raw[start : start+size])
+	if err != nil {
+		return 0, err
 	}
-	return err
+	return res.LastOffset + 1, nil
 }
 
 // topicsOf groups partitions by topic, in the order topics first appear.

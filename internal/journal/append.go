@@ -91,6 +91,17 @@ func (l *Log) AppendProduced(prod record.Produced, opts AppendOptions) (AppendRe
 // AppendReplicated appends batches that already carry their offsets and leader epochs, as
 // a follower copies them from its leader. The first batch must start at LogEndOffset.
 func (l *Log) AppendReplicated(ctx context.Context, batches []byte) (AppendResult, error) {
+	res, err := l.AppendReplicatedNoWait(batches)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return res, l.WaitDurable(ctx, res.LastOffset+1)
+}
+
+// AppendReplicatedNoWait is AppendReplicated without waiting for durability (the fsync
+// starts at once under fsync=always); follow it with WaitDurable. A follower appends every
+// partition of a fetch answer first and then waits for their fsyncs together.
+func (l *Log) AppendReplicatedNoWait(batches []byte) (AppendResult, error) {
 	parts, err := record.Split(batches)
 	if err != nil {
 		return AppendResult{}, err
@@ -124,7 +135,8 @@ func (l *Log) AppendReplicated(ctx context.Context, batches []byte) (AppendResul
 	if err != nil {
 		return AppendResult{}, err
 	}
-	return res, l.WaitDurable(ctx, next)
+	l.kickSync()
+	return res, nil
 }
 
 func (l *Log) writableLocked() error {
