@@ -96,3 +96,25 @@ func TestLibrdkafkaCooperativeSticky(t *testing.T) {
 	out := run(t, "", python, filepath.Join("testdata", "librdkafka_cooperative.py"), node.KafkaAddr, "coop", "coop-group")
 	t.Logf("%s", strings.TrimSpace(out))
 }
+
+// TestLibrdkafkaEagerRevokeCommit: librdkafka consumers with the eager range assignor
+// commit synchronously in on_revoke while members join and leave cleanly and records keep
+// arriving (testdata/librdkafka_eager_revoke.py); no record may be processed twice. Every
+// eager rebalance revokes all partitions, so the revoke commits come while the group is
+// PreparingRebalance, where Kafka takes them and Strand used to refuse them.
+func TestLibrdkafkaEagerRevokeCommit(t *testing.T) {
+	python := need(t, "/usr/bin/python3")
+	needPythonClient(t, python, "confluent-kafka")
+	node := harness.Start(t, harness.Options{})
+	if _, err := kadm.NewClient(node.Client(t)).CreateTopic(harness.Context(t, time.Minute), 6, 1, nil, "eager"); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.TrimSpace(run(t, "", python, filepath.Join("testdata", "librdkafka_eager_revoke.py"), node.KafkaAddr, "eager", "eager-group", "40000"))
+	t.Logf("%s", out)
+	if name := os.Getenv("STRAND_FIGURES"); name != "" {
+		if f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			fmt.Fprintf(f, "\n%s\n", out)
+			f.Close()
+		}
+	}
+}
