@@ -153,6 +153,9 @@ bench consume-1k consume --topic p1k --records "$produced" --consumers 1   # fro
 bin/strand bench produce --topic e2e --partitions 6 --record-size 1024 --records 6000 --quiet --format json >/dev/null
 # The disk's own fdatasync latency, measured now on the data dir's filesystem: the reference
 # the e2e percentiles are read against (issue 18: p99 <= fdatasync p99 + 3 ms).
+# The throughput workloads above leave gigabytes of dirty pages; their writeback would
+# compete with the latency runs' fsyncs, so it is finished first.
+sync
 say "reference: fdatasync after 4 KiB appends, on the data dir's filesystem"
 bin/strand bench fsync --dir "$work" --write-size 4096 --duration "${secs}s" --format json >"$out/fsync.json"
 for rate in 5000 20000; do
@@ -170,6 +173,7 @@ bench produce-1k-1000p produce --topic p1k-1000 --partitions 1000 --record-size 
 if [ "${BENCH_CLUSTER:-1}" != 0 ]; then
   say "stop the single node; start 3 nodes"
   kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true
+  sync # the 1000-partition run's writeback, as above
   voters=""; declare -a ck ch cc
   for n in 1 2 3; do
     ck[$n]=$(free_port); ch[$n]=$(free_port); cc[$n]=$(free_port)
