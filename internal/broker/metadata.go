@@ -80,7 +80,10 @@ func (b *Broker) handleMetadata(ctx context.Context, req *kmsg.MetadataRequest) 
 			if err != nil && !errors.Is(err, cluster.ErrTopicExists) {
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.Topic = kmsg.StringPtr(name)
-				mt.ErrorCode = errorCode(err)
+				mt.ErrorCode = autoCreateErrorCode(err)
+				if mt.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+					b.log.Debug("auto-creating topic failed", "topic", name, "err", err)
+				}
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
@@ -142,4 +145,20 @@ func (b *Broker) createTopic(ctx context.Context, spec cluster.TopicSpec, valida
 		return t, err
 	}
 	return t, b.reconcile()
+}
+
+// autoCreateErrorCode is what Metadata answers for a topic it could not auto-create. A
+// topic the request itself makes invalid keeps that error; any other failure (the metadata
+// log cannot be written, no controller, a timeout) is answered as Kafka's
+// DefaultAutoTopicCreationManager answers every topic whose creation it has sent on:
+// UNKNOWN_TOPIC_OR_PARTITION, which clients retry, and not KAFKA_STORAGE_ERROR, which says
+// a partition's disk failed.
+func autoCreateErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, cluster.ErrInvalidTopic), errors.Is(err, cluster.ErrInvalidPartitions),
+		errors.Is(err, cluster.ErrInvalidReplicationFactor), errors.Is(err, cluster.ErrInvalidConfig),
+		errors.Is(err, cluster.ErrInvalidRequest):
+		return errorCode(err)
+	}
+	return kerr.UnknownTopicOrPartition.Code
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,6 +81,32 @@ func TestInitProducerIDOnFullMetadataDisk(t *testing.T) {
 	}
 	if v := metaWritable(t, b); v != 0 {
 		t.Fatalf("strand_metadata_store_writable = %v on a full disk", v)
+	}
+	// The other metadata writes clients ask for say what is wrong without blaming a
+	// partition's disk where Kafka would not: a topic a Metadata request would auto-create is
+	// UNKNOWN_TOPIC_OR_PARTITION (DefaultAutoTopicCreationManager's answer while a creation is
+	// under way), and CreateTopics names the metadata log in its message.
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("auto-on-full-disk")
+	meta.Topics, meta.AllowAutoTopicCreation = append(meta.Topics, mt), true
+	mresp, err := meta.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("auto-create on a full metadata disk: %+v, want UNKNOWN_TOPIC_OR_PARTITION", mresp.Topics)
+	}
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "created-on-full-disk", 1, 1
+	create.Topics = append(create.Topics, ct)
+	cresp, err := create.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cresp.Topics[0]; r.ErrorCode != kerr.KafkaStorageError.Code || r.ErrorMessage == nil || !strings.Contains(*r.ErrorMessage, "metadata log cannot be written") {
+		t.Fatalf("CreateTopics on a full metadata disk: %v %v", kerr.ErrorForCode(r.ErrorCode), strPtr(r.ErrorMessage))
 	}
 
 	// Space is back: the store makes its reserve again and producers get ids.
