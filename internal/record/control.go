@@ -66,11 +66,11 @@ func ParseControlKey(key []byte) (ControlType, error) {
 	return ControlType(binary.BigEndian.Uint16(key[2:])), nil
 }
 
-// ParseEndTxnMarker decodes the transaction marker of a control batch. It fails for a batch
-// that is not a control batch, does not hold exactly one record, or whose record is
-// another kind of control record.
+// ParseEndTxnMarker decodes the transaction marker of a control batch (one whole batch,
+// checked with Validate). It fails for a batch that is not a control batch, does not hold
+// exactly one record, or whose record is another kind of control record.
 func ParseEndTxnMarker(batch []byte) (EndTxnMarker, error) {
-	h, err := ParseHeader(batch)
+	h, err := Validate(batch)
 	if err != nil {
 		return EndTxnMarker{}, err
 	}

@@ -117,3 +117,13 @@ func FuzzParseEndTxnMarker(f *testing.F) {
 		}
 	})
 }
+
+// Records is given unchecked bytes by tools: a length field shorter than the header must be
+// an error, not a panic (found by FuzzParseEndTxnMarker).
+func TestRecordsShortBatchLength(t *testing.T) {
+	b := BuildEndTxnMarker(EndTxnMarker{ProducerID: 1}, 0, 0)
+	b[offBatchLength], b[offBatchLength+1], b[offBatchLength+2], b[offBatchLength+3] = 0, 0, 0, 10
+	if _, err := Records(b); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v, want ErrCorrupt", err)
+	}
+}

@@ -31,6 +31,9 @@ func Records(batch []byte) ([]Record, error) {
 	if h.Size() > len(batch) {
 		return nil, fmt.Errorf("%w: batch truncated", ErrCorrupt)
 	}
+	if h.Size() < HeaderSize {
+		return nil, fmt.Errorf("%w: batch length %d shorter than its header", ErrCorrupt, h.BatchLength)
+	}
 	body, err := Decompress(h.Compression(), batch[HeaderSize:h.Size()])
 	if err != nil {
 		return nil, err
