@@ -195,7 +195,10 @@ func VerifyFS(fs vfs.FS, dir string) (PartitionReport, error) {
 		for _, p := range verifyIndexes(fs, dir, base, scan, active) {
 			// A segment's indexes are synced before a checkpoint's recovery point passes it;
 			// until then a power loss may tear them (Open rebuilds them), which is no damage.
-			if p.Kind == KindDamage && (cp == nil || scan.next > cp.recoveryPoint) {
+			// A recovery point equal to the segment's end does not pass it: it may have been
+			// written while the segment was active (a truncation, a clean close), before
+			// the roll that writes its indexes.
+			if p.Kind == KindDamage && (cp == nil || scan.next >= cp.recoveryPoint) {
 				p.Kind = KindUncleanStop
 			}
 			r.add(p)
