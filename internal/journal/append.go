@@ -216,6 +216,7 @@ func (l *Log) writeLocked(batches []byte, headers []record.Header, now int64) er
 	for _, h := range headers {
 		seg.noteBatch(h, p, l.cfg.IndexIntervalBytes)
 		l.producers.update(h)
+		l.noteTxnBatch(seg, h, batches[p-pos:p-pos+int64(h.Size())])
 		p += int64(h.Size())
 	}
 	seg.size.Store(p)
@@ -269,7 +270,7 @@ func (l *Log) rollLocked(base int64) error {
 		return err
 	}
 	l.segments = append(l.segments, seg)
-	if err := l.producers.save(l.fs, l.dir, base); err != nil {
+	if err := l.producers.save(l.fs, l.dir, base, l.txns); err != nil {
 		l.cfg.Logger.Warn("journal: producer snapshot failed; state will be rebuilt from the log", "dir", l.dir, "err", err)
 	}
 	pruneSnapshots(l.fs, l.dir, 3)

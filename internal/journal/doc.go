@@ -8,7 +8,9 @@
 //	00000000000000000000.log        batches, byte for byte as produced, offsets patched in
 //	00000000000000000000.index      sparse offset index: (relative offset, position), 8 bytes each
 //	00000000000000000000.timeindex  time index: (max timestamp before, relative offset), 12 bytes each
-//	00000000000000001000.snapshot   idempotent-producer state as of offset 1000
+//	00000000000000000000.txnindex   aborted transactions whose markers the segment holds, Kafka's
+//	                                34-byte entries; only when there are some (txn.go)
+//	00000000000000001000.snapshot   producer state (idempotence, open transactions) as of offset 1000
 //	checkpoint                      recovery point and log start offset, checksummed
 //	leader-epoch-checkpoint         (epoch, start offset) pairs, checksummed
 //	cleaner-checkpoint              how far the cleaner has compacted, and when (tombstone timing)

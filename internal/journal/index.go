@@ -31,6 +31,10 @@ func (s *segment) indexPaths(dir string) (string, string) {
 // rebuilt, but once a checkpoint's recovery point passes a segment its indexes must be on
 // disk, so that verify can call a bad one there damage rather than an unclean stop.
 func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
+	// The .txnindex goes first: an .index that recovery adopts vouches for it (txn.go).
+	if err := s.writeTxnIndex(fs, dir); err != nil {
+		return err
+	}
 	offPath, timePath := s.indexPaths(dir)
 	off := make([]byte, 0, len(s.index)*offsetEntrySize+trailerSize)
 	tim := make([]byte, 0, len(s.index)*timeEntrySize+trailerSize)
@@ -101,7 +105,7 @@ func (s *segment) loadIndexes(fs vfs.FS, dir string) bool {
 	s.firstBatchTime = int64(be.Uint64(trailer[32:]))
 	s.created = int64(be.Uint64(trailer[40:]))
 	s.indexDirty = false
-	return s.next >= s.base
+	return s.next >= s.base && s.loadTxnIndex(fs, dir) == nil
 }
 
 // readChecked reads a file whose last 4 bytes are the CRC-32C of the rest.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,6 +37,7 @@ type Log struct {
 	logEnd    int64
 	epochs    epochCache
 	producers producerTable
+	txns      openTxns // open transactions (txn.go)
 	changed   chan struct{}
 	deleting  []*pendingDelete
 	closed    bool
@@ -63,7 +65,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, fs: cfg.FS, cfg: cfg, fsync: cfg.Fsync, fsyncInterval: cfg.FsyncInterval, checkpointInterval: cfg.CheckpointInterval,
-		logger: cfg.Logger, synced: cfg.Synced, changed: make(chan struct{}), producers: producerTable{}}
+		logger: cfg.Logger, synced: cfg.Synced, changed: make(chan struct{}), producers: producerTable{}, txns: openTxns{}}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.file.Close()
@@ -117,7 +119,7 @@ func (l *Log) Close() error {
 					}
 				}
 			}
-			if err := l.producers.save(l.fs, l.dir, l.logEnd); err != nil {
+			if err := l.producers.save(l.fs, l.dir, l.logEnd, l.txns); err != nil {
 				errs = append(errs, err)
 			}
 			if err := l.saveCheckpointLocked(); err != nil {
@@ -283,6 +285,9 @@ func (l *Log) recover() error {
 	}
 	// Segments from the one holding the recovery point onward are validated in full.
 	verifyFrom := 0
+	// Transactions are replayed from below the first segment whose indexes are rebuilt:
+	// the .txnindex of every segment below it was written with its adopted .index.
+	txnLimit := int64(math.MaxInt64)
 	if haveCP {
 		for i, s := range l.segments {
 			if s.base <= cp.recoveryPoint {
@@ -296,6 +301,7 @@ func (l *Log) recover() error {
 		if !verify && s.loadIndexes(l.fs, l.dir) {
 			continue
 		}
+		txnLimit = min(txnLimit, s.base)
 		res := s.rebuild(l.cfg.IndexIntervalBytes, verify, nil)
 		broken := res.err
 		if broken == nil && i > 0 && s.base < l.segments[i-1].next {
@@ -348,6 +354,7 @@ func (l *Log) recover() error {
 	}
 	l.producers = table
 	l.scanHeaders(snapAt, l.producers.update)
+	l.replayTxnsLocked(min(txnLimit, l.logEnd))
 
 	l.cleaner = loadCleanerState(l.fs, l.dir)
 	l.cleaner.truncateFrom(l.logEnd)
@@ -401,6 +408,11 @@ func (l *Log) dropSegmentsAfter(i int) error {
 // scanHeaders calls visit with the header of every batch at or after offset, in order.
 // Unreadable batches end the scan (recovery has already truncated them).
 func (l *Log) scanHeaders(from int64, visit func(h record.Header)) {
+	l.scanBatches(from, func(_ *segment, _ int64, h record.Header) { visit(h) })
+}
+
+// scanBatches is scanHeaders that also says where each batch is.
+func (l *Log) scanBatches(from int64, visit func(s *segment, pos int64, h record.Header)) {
 	var buf [record.HeaderSize]byte
 	for _, s := range l.segments {
 		if s.next <= from {
@@ -412,7 +424,7 @@ func (l *Log) scanHeaders(from int64, visit func(h record.Header)) {
 			var h record.Header
 			h, err = s.readHeader(pos, size, buf[:])
 			if err == nil {
-				visit(h)
+				visit(s, pos, h)
 				pos += int64(h.Size())
 			}
 		}

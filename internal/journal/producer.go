@@ -106,13 +106,15 @@ func (t producerTable) truncateFrom(offset int64) {
 // Snapshots: <offset>.snapshot holds the table as of that offset (every batch below it).
 const snapshotExt = ".snapshot"
 
-func (t producerTable) encode() []byte {
+// encode writes version 2: the producers, then the open transactions (version 1, from
+// before transactions, had no such section).
+func (t producerTable) encode(txns openTxns) []byte {
 	ids := make([]int64, 0, len(t))
 	for id := range t {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	b := []byte{1}
+	b := []byte{2}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(ids)))
 	for _, id := range ids {
 		e := t[id]
@@ -126,27 +128,38 @@ func (t producerTable) encode() []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(m.lastOffset))
 		}
 	}
+	ids = ids[:0]
+	for id := range txns {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ids)))
+	for _, id := range ids {
+		b = binary.BigEndian.AppendUint64(b, uint64(id))
+		b = binary.BigEndian.AppendUint64(b, uint64(txns[id]))
+	}
 	return b
 }
 
-func decodeProducers(b []byte) (producerTable, error) {
+func decodeProducers(b []byte) (producerTable, openTxns, error) {
 	bad := fmt.Errorf("producer snapshot: malformed")
-	if len(b) < 5 || b[0] != 1 {
-		return nil, bad
+	if len(b) < 5 || b[0] != 1 && b[0] != 2 {
+		return nil, nil, bad
 	}
+	version := b[0]
 	be := binary.BigEndian
 	n := int(be.Uint32(b[1:]))
 	b = b[5:]
 	t := producerTable{}
 	for i := 0; i < n; i++ {
 		if len(b) < 11 {
-			return nil, bad
+			return nil, nil, bad
 		}
 		id, e := int64(be.Uint64(b)), &producerEntry{epoch: int16(be.Uint16(b[8:]))}
 		count := int(b[10])
 		b = b[11:]
 		if count > producerBatches || len(b) < count*24 {
-			return nil, bad
+			return nil, nil, bad
 		}
 		for j := 0; j < count; j++ {
 			e.batches = append(e.batches, batchMeta{firstSeq: int32(be.Uint32(b)), lastSeq: int32(be.Uint32(b[4:])),
@@ -157,10 +170,19 @@ func decodeProducers(b []byte) (producerTable, error) {
 			t[id] = e
 		}
 	}
-	if len(b) != 0 {
-		return nil, bad
+	txns := openTxns{}
+	if version >= 2 {
+		if len(b) < 4 || uint64(len(b)-4) != uint64(be.Uint32(b))*16 {
+			return nil, nil, bad
+		}
+		for b = b[4:]; len(b) > 0; b = b[16:] {
+			txns[int64(be.Uint64(b))] = int64(be.Uint64(b[8:]))
+		}
 	}
-	return t, nil
+	if len(b) != 0 {
+		return nil, nil, bad
+	}
+	return t, txns, nil
 }
 
 // snapshotOffsets lists the snapshot files in dir, ascending.
@@ -176,8 +198,8 @@ func snapshotOffsets(fs vfs.FS, dir string) []int64 {
 	return offs
 }
 
-func (t producerTable) save(fs vfs.FS, dir string, offset int64) error {
-	return writeChecked(fs, dir, segmentName(offset, snapshotExt), t.encode())
+func (t producerTable) save(fs vfs.FS, dir string, offset int64, txns openTxns) error {
+	return writeChecked(fs, dir, segmentName(offset, snapshotExt), t.encode(txns))
 }
 
 // loadLatestSnapshot returns the newest readable snapshot at or below maxOffset, removing
@@ -194,11 +216,30 @@ func loadLatestSnapshot(fs vfs.FS, dir string, maxOffset int64) (producerTable, 
 		if err != nil {
 			continue
 		}
-		if t, err := decodeProducers(b); err == nil {
+		if t, _, err := decodeProducers(b); err == nil {
 			return t, offs[i]
 		}
 	}
 	return producerTable{}, -1
+}
+
+// loadTxnSnapshot returns the open transactions of the newest readable snapshot at or below
+// maxOffset, removing nothing. offset -1: none.
+func loadTxnSnapshot(fs vfs.FS, dir string, maxOffset int64) (openTxns, int64) {
+	offs := snapshotOffsets(fs, dir)
+	for i := len(offs) - 1; i >= 0; i-- {
+		if offs[i] > maxOffset {
+			continue
+		}
+		b, err := readChecked(fs, filepath.Join(dir, segmentName(offs[i], snapshotExt)))
+		if err != nil {
+			continue
+		}
+		if _, txns, err := decodeProducers(b); err == nil {
+			return txns, offs[i]
+		}
+	}
+	return nil, -1
 }
 
 // pruneSnapshots keeps the newest few snapshots and those at or above minOffset.

@@ -33,6 +33,8 @@ type segment struct {
 	size  atomic.Int64
 	next  int64 // offset after the last batch
 	index []indexEntry
+	// aborted is the aborted-transaction index (txn.go), ordered by marker offset.
+	aborted []AbortedTxn
 
 	maxTimestamp    int64 // largest batch max timestamp, -1 if none
 	maxTimestampPos int64 // position of the batch holding it

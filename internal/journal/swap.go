@@ -83,13 +83,13 @@ func recoverSwaps(fs vfs.FS, dir string) error {
 			if b < s.base || b >= s.end {
 				continue
 			}
-			for _, ext := range []string{".log", ".index", ".timeindex"} {
+			for _, ext := range []string{".log", ".index", ".timeindex", txnIndexExt} {
 				if err := fs.Remove(filepath.Join(dir, segmentName(b, ext))); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return fmt.Errorf("complete swap %d-%d: %w", s.base, s.end, err)
 				}
 			}
 		}
-		for _, ext := range []string{".index", ".timeindex"} {
+		for _, ext := range []string{".index", ".timeindex", txnIndexExt} {
 			fs.Remove(filepath.Join(dir, segmentName(s.base, ext)))
 		}
 		if err := fs.Rename(filepath.Join(dir, swapFileName(s.base, s.end, swapExt)), filepath.Join(dir, segmentName(s.base, ".log"))); err != nil {
@@ -172,6 +172,9 @@ func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int6
 		return fail(err)
 	}
 	ns.path = newPath
+	for _, s := range olds {
+		ns.aborted = append(ns.aborted, s.aborted...)
+	}
 	if err := ns.writeIndexes(l.fs, l.dir); err != nil {
 		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)
 	}

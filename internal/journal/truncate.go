@@ -53,6 +53,8 @@ func (l *Log) Truncate(offset int64) error {
 	if snaps := snapshotOffsets(l.fs, l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
 		loadLatestSnapshot(l.fs, l.dir, l.logEnd) // removes snapshots past the new end
 	}
+	// Markers past the new end are gone, so transactions they ended are open again.
+	l.replayTxnsLocked(l.logEnd)
 	if l.epochs.truncateFrom(l.logEnd) {
 		if err := l.epochs.save(l.fs, l.dir); err != nil {
 			return err
@@ -138,6 +140,7 @@ func (l *Log) retireSegmentLocked(s *segment) error {
 	offPath, timePath := s.indexPaths(l.dir)
 	l.fs.Remove(offPath)
 	l.fs.Remove(timePath)
+	l.fs.Remove(s.txnIndexPath(l.dir))
 	deletedPath := s.path + ".deleted"
 	p := &pendingDelete{seg: s}
 	p.timer = time.AfterFunc(l.cfg.FileDeleteDelay, func() {

@@ -192,7 +192,7 @@ func VerifyFS(fs vfs.FS, dir string) (PartitionReport, error) {
 			}
 			r.add(Problem{Kind: kind, File: name, Position: p.pos, FirstOffset: p.first, LastOffset: last, Detail: p.detail})
 		}
-		for _, p := range verifyIndexes(fs, dir, base, scan, active) {
+		for _, p := range append(verifyIndexes(fs, dir, base, scan, active), verifyTxnIndex(fs, dir, base, scan, active)...) {
 			// A segment's indexes are synced before a checkpoint's recovery point passes it;
 			// until then a power loss may tear them (Open rebuilds them), which is no damage.
 			// A recovery point equal to the segment's end does not pass it: it may have been

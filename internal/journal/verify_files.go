@@ -61,7 +61,7 @@ func verifySnapshots(fs vfs.FS, dir string) []Problem {
 		name := segmentName(off, snapshotExt)
 		b, err := readChecked(fs, filepath.Join(dir, name))
 		if err == nil {
-			_, err = decodeProducers(b)
+			_, _, err = decodeProducers(b)
 		}
 		if err != nil {
 			out = append(out, Problem{Kind: KindDamage, File: name, Position: -1, FirstOffset: -1, LastOffset: -1, Detail: err.Error()})

@@ -109,3 +109,39 @@ func verifyIndexes(fs vfs.FS, dir string, base int64, scan segmentScan, active b
 	}
 	return out
 }
+
+// verifyTxnIndex checks a segment's .txnindex, if it has one: whole version-0 entries in
+// marker order, each marker a control batch of the segment. An active segment's
+// file may describe it before a truncation, so only its shape is checked.
+func verifyTxnIndex(fs vfs.FS, dir string, base int64, scan segmentScan, active bool) []Problem {
+	name := segmentName(base, txnIndexExt)
+	b, err := vfs.ReadFile(fs, filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	bad := func(format string, args ...any) []Problem {
+		return []Problem{{Kind: KindDamage, File: name, Position: -1, FirstOffset: base, LastOffset: scan.next - 1, Detail: fmt.Sprintf(format, args...)}}
+	}
+	if err != nil {
+		return bad("%v", err)
+	}
+	entries, err := decodeTxnIndex(b)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if active || len(scan.problems) > 0 {
+		return nil
+	}
+	markers := make(map[int64]bool, len(scan.boundaries))
+	for _, bd := range scan.boundaries {
+		if bd.control {
+			markers[bd.base] = true
+		}
+	}
+	for i, a := range entries {
+		if !markers[a.LastOffset] {
+			return bad("entry %d: no control batch of the segment is at its marker offset %d", i, a.LastOffset)
+		}
+	}
+	return nil
+}

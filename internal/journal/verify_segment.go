@@ -13,6 +13,7 @@ import (
 type boundary struct {
 	base        int64
 	maxTsBefore int64 // largest max timestamp of the batches before it in the segment, -1 if none
+	control     bool  // a control batch (transaction marker)
 }
 
 // segmentScan is the result of reading one segment file batch by batch.
@@ -100,7 +101,7 @@ func scanSegmentFile(fs vfs.FS, path string, base int64) (segmentScan, error) {
 			pos += int64(n)
 			continue
 		}
-		s.boundaries[pos] = boundary{base: h.BaseOffset, maxTsBefore: s.maxTimestamp}
+		s.boundaries[pos] = boundary{base: h.BaseOffset, maxTsBefore: s.maxTimestamp, control: h.IsControl()}
 		if s.batches == 0 {
 			s.firstOffset = h.BaseOffset
 		}
