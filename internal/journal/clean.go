@@ -100,7 +100,9 @@ type cleanPlan struct {
 }
 
 // planLocked picks the cleanable part of the log: closed, durable segments, up to the first
-// dirty segment holding a record younger than min.compaction.lag.ms.
+// dirty segment holding a record younger than min.compaction.lag.ms or one of a transaction
+// still open (as Kafka cleans only below the last stable offset: a record of a transaction
+// that may yet abort must not make the key's earlier records go).
 func (l *Log) planLocked(c Compaction) cleanPlan {
 	p := cleanPlan{logStart: l.logStart, now: l.cfg.Now().UnixMilli(), segmentBytes: l.cfg.SegmentBytes,
 		indexInterval: l.cfg.IndexIntervalBytes, producerLast: map[int64]int64{}}
@@ -111,8 +113,9 @@ func (l *Log) planLocked(c Compaction) cleanPlan {
 	if l.fsync == FsyncAlways {
 		durable = l.sync.durable()
 	}
+	stable := l.txns.firstUnstable(l.logEnd)
 	for _, s := range l.segments[:len(l.segments)-1] {
-		if s.next > durable {
+		if s.next > durable || s.next > stable {
 			break
 		}
 		if s.next > p.firstDirty && c.MinCompactionLag > 0 && s.maxTimestamp > p.now-c.MinCompactionLag.Milliseconds() {

@@ -338,10 +338,23 @@ func TestTransactionsSurviveCleaning(t *testing.T) {
 			mustAppend(t, l, txnBatch(t, pid, -1, 1))
 		}
 	}
+	// A transaction still open stops the cleaner at its first offset.
+	open := mustAppend(t, l, txnBatch(t, 9, -1, 1)).BaseOffset
+	for i := 0; i < 20; i++ {
+		mustAppend(t, l, txnBatch(t, int64(i%3), -1, 1))
+	}
 	checkTxns(t, "appended", l)
+	c := NewCleaner(CleanerConfig{DedupeBufferSize: 1 << 20})
+	if st, err := c.Clean(context.Background(), l, Compaction{Force: true, DeleteRetention: time.Hour}); err != nil || st.CleanedTo > open {
+		t.Fatalf("clean with a transaction open from %d: %+v %v", open, st, err)
+	}
+	for pid := int64(0); pid < 3; pid++ {
+		mustAppend(t, l, marker(pid, pid == 1))
+	}
+	mustAppend(t, l, marker(9, false))
 	want := l.AbortedTransactions(0, math.MaxInt64)
-	st, err := NewCleaner(CleanerConfig{DedupeBufferSize: 1 << 20}).Clean(context.Background(), l, Compaction{Force: true, DeleteRetention: time.Hour})
-	if err != nil || st.SegmentsReplaced == 0 || st.RecordsRemoved == 0 {
+	st, err := c.Clean(context.Background(), l, Compaction{Force: true, DeleteRetention: time.Hour})
+	if err != nil || st.CleanedTo <= open || st.RecordsRemoved == 0 {
 		t.Fatalf("clean: %+v %v", st, err)
 	}
 	if got := l.AbortedTransactions(0, math.MaxInt64); !reflect.DeepEqual(got, want) {
