@@ -153,10 +153,7 @@ func TestTransactionsOpenCommitAbort(t *testing.T) {
 	}
 
 	// Closed and reopened, the state is the same.
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openLog(t, dir, quietConfig())
+	l = reopen(t, l, dir, quietConfig())
 	checkTxns(t, "reopened", l)
 }
 
@@ -188,24 +185,42 @@ func TestTxnIndexFileFormat(t *testing.T) {
 	}
 }
 
+// txnWorkload appends n batches of producers 0-2's transactions; about one in markerEvery
+// is a marker that commits or aborts.
+func txnWorkload(t testing.TB, l *Log, rng *rand.Rand, n, markerEvery int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		pid := int64(rng.IntN(3))
+		if rng.IntN(markerEvery) == 0 {
+			mustAppend(t, l, marker(pid, rng.IntN(2) == 0))
+		} else {
+			mustAppend(t, l, txnBatch(t, pid, -1, 1))
+		}
+	}
+}
+
+// txnLog opens a log in a new directory with small segments.
+func txnLog(t testing.TB, segmentBytes int64) (string, Config, *Log) {
+	t.Helper()
+	dir, cfg := t.TempDir(), quietConfig()
+	cfg.SegmentBytes = segmentBytes
+	return dir, cfg, openLog(t, dir, cfg)
+}
+
+// reopen closes l cleanly and opens it again.
+func reopen(t testing.TB, l *Log, dir string, cfg Config) *Log {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return openLog(t, dir, cfg)
+}
+
 // Segments roll inside transactions; retention deletes a segment's .txnindex with it.
 func TestTransactionsAcrossSegments(t *testing.T) {
-	dir := t.TempDir()
-	cfg := quietConfig()
-	cfg.SegmentBytes = 300
-	l := openLog(t, dir, cfg)
+	dir, cfg, l := txnLog(t, 300)
 	defer func() { l.Close() }()
-	rng := rand.New(rand.NewPCG(1, 2))
-	seqs := map[int64]int32{}
-	for i := 0; i < 200; i++ {
-		pid := int64(rng.IntN(3))
-		if rng.IntN(4) == 0 {
-			mustAppend(t, l, marker(pid, rng.IntN(2) == 0))
-			continue
-		}
-		mustAppend(t, l, txnBatch(t, pid, seqs[pid], 1))
-		seqs[pid]++
-	}
+	txnWorkload(t, l, rand.New(rand.NewPCG(1, 2)), 200, 4)
 	checkTxns(t, "appended", l)
 	if len(l.Segments()) < 5 {
 		t.Fatalf("only %d segments", len(l.Segments()))
@@ -238,28 +253,14 @@ func TestTransactionsAcrossSegments(t *testing.T) {
 
 // Truncation drops the markers past the cut: the transactions they ended are open again.
 func TestTransactionsTruncate(t *testing.T) {
-	cfg := quietConfig()
-	cfg.SegmentBytes = 400
 	for cut := int64(0); cut <= 30; cut += 3 {
-		dir := t.TempDir()
-		l := openLog(t, dir, cfg)
-		rng := rand.New(rand.NewPCG(uint64(cut), 7))
-		for i := 0; i < 40; i++ {
-			pid := int64(rng.IntN(3))
-			if rng.IntN(3) == 0 {
-				mustAppend(t, l, marker(pid, rng.IntN(2) == 0))
-			} else {
-				mustAppend(t, l, txnBatch(t, pid, -1, 1))
-			}
-		}
+		dir, cfg, l := txnLog(t, 400)
+		txnWorkload(t, l, rand.New(rand.NewPCG(uint64(cut), 7)), 40, 3)
 		if err := l.Truncate(cut); err != nil {
 			t.Fatal(err)
 		}
 		checkTxns(t, "truncated", l)
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l = openLog(t, dir, cfg)
+		l = reopen(t, l, dir, cfg)
 		checkTxns(t, "truncated and reopened", l)
 		l.Close()
 	}
@@ -293,10 +294,7 @@ func TestTransactionsCrashRecovery(t *testing.T) {
 			case 1:
 				mustAppend(t, l, marker(pid, true))
 			case 2:
-				if err := l.Close(); err != nil {
-					t.Fatal(err)
-				}
-				l = openLog(t, memCrashDir, cfg)
+				l = reopen(t, l, memCrashDir, cfg)
 			default:
 				mustAppend(t, l, txnBatch(t, pid, -1, 1+rng.IntN(3)))
 			}
@@ -313,10 +311,7 @@ func TestTransactionsCrashRecovery(t *testing.T) {
 		l2 := openLog(t, memCrashDir, again)
 		checkTxns(t, "recovered twice", l2)
 		l2.Close()
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-		l = openLog(t, memCrashDir, cfg)
+		l = reopen(t, l, memCrashDir, cfg)
 		checkTxns(t, "reopened after recovery", l)
 		l.Close()
 	}
@@ -324,20 +319,9 @@ func TestTransactionsCrashRecovery(t *testing.T) {
 
 // A cleaned segment takes over the aborted-transaction index of the segments it replaces.
 func TestTransactionsSurviveCleaning(t *testing.T) {
-	dir := t.TempDir()
-	cfg := quietConfig()
-	cfg.SegmentBytes = 300
-	l := openLog(t, dir, cfg)
+	dir, cfg, l := txnLog(t, 300)
 	defer func() { l.Close() }()
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < 100; i++ {
-		pid := int64(rng.IntN(3))
-		if rng.IntN(4) == 0 {
-			mustAppend(t, l, marker(pid, rng.IntN(2) == 0))
-		} else {
-			mustAppend(t, l, txnBatch(t, pid, -1, 1))
-		}
-	}
+	txnWorkload(t, l, rand.New(rand.NewPCG(3, 4)), 100, 4)
 	// A transaction still open stops the cleaner at its first offset.
 	open := mustAppend(t, l, txnBatch(t, 9, -1, 1)).BaseOffset
 	for i := 0; i < 20; i++ {
@@ -360,10 +344,7 @@ func TestTransactionsSurviveCleaning(t *testing.T) {
 	if got := l.AbortedTransactions(0, math.MaxInt64); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after cleaning: aborted %+v, want %+v", got, want)
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openLog(t, dir, cfg)
+	l = reopen(t, l, dir, cfg)
 	if got := l.AbortedTransactions(0, math.MaxInt64); !reflect.DeepEqual(got, want) {
 		t.Fatalf("cleaned and reopened: aborted %+v, want %+v", got, want)
 	}
