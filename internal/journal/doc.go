@@ -39,8 +39,12 @@
 // into that range. The batch CRC does not cover the base offset or the partition leader
 // epoch, so damage there is found only through offsets going backwards or index trailers.
 //
+// Transactions (txn.go): the journal tracks each producer's open transaction, the first
+// unstable offset the LSO derives from, and per segment the aborted transactions (.txnindex)
+// that read_committed fetches send.
+//
 // The journal never interprets records beyond the batch header on the write path (no
-// decompression on append; only the cleaner decodes records, off that path) and never
-// blocks readers on writers: readers see a segment up to the size published after the last
-// complete append.
+// decompression on append; only a transaction marker's one record is read there, and the
+// cleaner decodes records, off that path) and never blocks readers on writers: readers see
+// a segment up to the size published after the last complete append.
 package journal
