@@ -182,8 +182,8 @@ func PartialReads(h *TxnHistory) []TxnAnomaly {
 	committed := map[TopicPartition]map[int][]logRecord{}
 	for _, r := range h.Final {
 		t, ref, ok := x.txnOf(r.Value)
-		if !ok || t.Producer == "" {
-			continue
+		if !ok || t.Producer == "" || t.Outcome == TxnAborted {
+			continue // an aborted record in the final read is AbortedReads' to report
 		}
 		tp := TopicPartition{r.Topic, r.Partition}
 		if committed[tp] == nil {
