@@ -347,8 +347,12 @@ func IndeterminateTxns(h *TxnHistory) []TxnAnomaly {
 			}
 		}
 		if len(shown) > 0 && len(hidden) > 0 {
-			out = append(out, TxnAnomaly{"", -1, -1, fmt.Sprintf("%s (EndTxn: %s) is torn: %s visible, %s not",
-				t.Name(), t.Err, strings.Join(shown, " "), strings.Join(hidden, " "))})
+			end := "EndTxn: " + t.Err
+			if t.Err == "" {
+				end = "never ended"
+			}
+			out = append(out, TxnAnomaly{"", -1, -1, fmt.Sprintf("%s (%s) is torn: %s visible, %s not",
+				t.Name(), end, strings.Join(shown, " "), strings.Join(hidden, " "))})
 		}
 	}
 	sortTxnAnomalies(out)
