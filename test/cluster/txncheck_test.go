@@ -89,35 +89,24 @@ func txnClean() *TxnHistory {
 	}
 }
 
-// txnChecks are the checks by the names the cases below use.
-var txnChecks = map[string]func(*TxnHistory) []TxnAnomaly{
-	"aborted reads": AbortedReads,
-	"lost":          LostCommitted,
-	"duplicates":    TxnDuplicates,
-	"partial":       PartialReads,
-	"order":         TxnOrder,
-	"late":          LateWrites,
-	"indeterminate": IndeterminateTxns,
-	"phantoms":      TxnPhantoms,
-	"chain":         ChainExactlyOnce,
-}
-
 // expectAnomalies runs every check over h: each named in want must report exactly one
 // anomaly containing the text given, every other check none.
 func expectAnomalies(t *testing.T, h *TxnHistory, want map[string]string) {
 	t.Helper()
-	for name, check := range txnChecks {
-		got := check(h)
-		text, wanted := want[name]
+	checked := map[string]bool{}
+	for _, c := range (&TxnReport{}).checks() {
+		checked[c.name] = true
+		got := c.check(h)
+		text, wanted := want[c.name]
 		switch {
 		case !wanted && len(got) != 0:
-			t.Errorf("%s reports %v, want nothing", name, got)
+			t.Errorf("%s reports %v, want nothing", c.name, got)
 		case wanted && (len(got) != 1 || !strings.Contains(got[0].String(), text)):
-			t.Errorf("%s reports %v, want one anomaly containing %q", name, got, text)
+			t.Errorf("%s reports %v, want one anomaly containing %q", c.name, got, text)
 		}
 	}
 	for name := range want {
-		if txnChecks[name] == nil {
+		if !checked[name] {
 			t.Fatalf("no check named %q", name)
 		}
 	}

@@ -127,18 +127,10 @@ type TxnHistory struct {
 }
 
 // AddTxn records a finished (or abandoned) transaction; safe for concurrent use.
-func (h *TxnHistory) AddTxn(t Txn) {
-	h.mu.Lock()
-	h.Txns = append(h.Txns, t)
-	h.mu.Unlock()
-}
+func (h *TxnHistory) AddTxn(t Txn) { appendLocked(&h.mu, &h.Txns, t) }
 
 // AddTxnRead records what a consumer's poll returned; safe for concurrent use.
-func (h *TxnHistory) AddTxnRead(r TxnRead) {
-	h.mu.Lock()
-	h.Reads = append(h.Reads, r)
-	h.mu.Unlock()
-}
+func (h *TxnHistory) AddTxnRead(r TxnRead) { appendLocked(&h.mu, &h.Reads, r) }
 
 // TopicPartition names one partition of one topic.
 type TopicPartition struct {

@@ -37,30 +37,41 @@ func CheckTxn(scenario string, h *TxnHistory) TxnReport {
 			r.Unknown++
 		}
 	}
-	r.Lost = LostCommitted(h)
-	r.Duplicates = TxnDuplicates(h)
-	r.AbortedReads = AbortedReads(h)
-	r.Partial = PartialReads(h)
-	r.Order = TxnOrder(h)
-	r.Late = LateWrites(h)
-	r.Indeterminate = IndeterminateTxns(h)
-	r.Phantoms = TxnPhantoms(h)
-	r.Chain = ChainExactlyOnce(h)
+	for _, c := range r.checks() {
+		*c.found = c.check(h)
+	}
 	return r
+}
+
+// txnCheck is one check of CheckTxn: its short name, what its anomalies are (for
+// Problems), the report field it fills.
+type txnCheck struct {
+	name, what string
+	check      func(*TxnHistory) []TxnAnomaly
+	found      *[]TxnAnomaly
+}
+
+// checks lists every transactional check, in the order Problems reports them.
+func (r *TxnReport) checks() []txnCheck {
+	return []txnCheck{
+		{"phantoms", "records read or sent that make the history ambiguous", TxnPhantoms, &r.Phantoms},
+		{"lost", "committed records lost", LostCommitted, &r.Lost},
+		{"duplicates", "duplicates", TxnDuplicates, &r.Duplicates},
+		{"aborted reads", "aborted reads", AbortedReads, &r.AbortedReads},
+		{"partial", "transactions a read_committed consumer saw partially", PartialReads, &r.Partial},
+		{"order", "records out of their transaction's order", TxnOrder, &r.Order},
+		{"late", "late writes (a record after its producer's next transaction or its own marker)", LateWrites, &r.Late},
+		{"indeterminate", "indeterminate transactions resolved partially", IndeterminateTxns, &r.Indeterminate},
+		{"chain", "chain input records not in the last topic exactly once, in key order", ChainExactlyOnce, &r.Chain},
+	}
 }
 
 // Problems describes every failed check, with a few examples each; empty means all held.
 func (r TxnReport) Problems() []string {
 	var out []string
-	out = appendProblem(out, "records read or sent that make the history ambiguous", r.Phantoms)
-	out = appendProblem(out, "committed records lost", r.Lost)
-	out = appendProblem(out, "duplicates", r.Duplicates)
-	out = appendProblem(out, "aborted reads", r.AbortedReads)
-	out = appendProblem(out, "transactions a read_committed consumer saw partially", r.Partial)
-	out = appendProblem(out, "records out of their transaction's order", r.Order)
-	out = appendProblem(out, "late writes (a record after its producer's next transaction or its own marker)", r.Late)
-	out = appendProblem(out, "indeterminate transactions resolved partially", r.Indeterminate)
-	out = appendProblem(out, "chain input records not in the last topic exactly once, in key order", r.Chain)
+	for _, c := range r.checks() {
+		out = appendProblem(out, c.what, *c.found)
+	}
 	if r.Committed == 0 {
 		out = append(out, "no transaction committed")
 	}
