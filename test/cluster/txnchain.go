@@ -5,7 +5,8 @@ import "slices"
 // ChainExactlyOnce checks an ETL chain (TxnHistory.Chain: input topic, stages, last topic)
 // the way Kafka's transactional copier test does: every record of the input that the final
 // read found reaches the last topic exactly once, and the records of one key reach it in
-// the order they have in the input. A record of the last topic is traced back to its input
+// the order they have in the input (within one input partition: across partitions there
+// is no order to keep). A key is the final read's, or else the one its send recorded. A record of the last topic is traced back to its input
 // through TxnSend.Source, stage by stage; one that traces back to no committed input
 // record (an aborted one, or none) is counted too.
 func ChainExactlyOnce(h *TxnHistory) []TxnAnomaly {
@@ -13,13 +14,23 @@ func ChainExactlyOnce(h *TxnHistory) []TxnAnomaly {
 		return nil
 	}
 	in, last := h.Chain[0], h.Chain[len(h.Chain)-1]
-	source := map[string]string{}
+	source, sentKey := map[string]string{}, map[string]string{}
 	for _, t := range h.Txns {
 		for _, s := range t.Sends {
 			if _, seen := source[s.Value]; !seen {
-				source[s.Value] = s.Source
+				source[s.Value], sentKey[s.Value] = s.Source, s.Key
 			}
 		}
+	}
+	type orderKey struct {
+		partition int32 // of the input
+		key       string
+	}
+	keyOf := func(input TxnRead) orderKey {
+		if input.Key == "" {
+			return orderKey{input.Partition, sentKey[input.Value]}
+		}
+		return orderKey{input.Partition, input.Key}
 	}
 	inputs, outputs := finalOf(h, in), finalOf(h, last)
 	rank := make(map[string]int, len(inputs)) // input value → its place in the input
@@ -29,7 +40,7 @@ func ChainExactlyOnce(h *TxnHistory) []TxnAnomaly {
 
 	var out []TxnAnomaly
 	copies := map[string][]TxnRead{} // input value → the records of the last topic made from it
-	lastRank := map[string]int{}     // key → rank of the newest input of that key seen in the last topic
+	lastRank := map[orderKey]int{}   // key → rank of the newest input of that key seen in the last topic
 	for _, r := range outputs {
 		root, found := r.Value, false
 		for range h.Chain {
@@ -47,12 +58,12 @@ func ChainExactlyOnce(h *TxnHistory) []TxnAnomaly {
 			continue // a duplicate, counted below, is not also out of order
 		}
 		input := inputs[rank[root]]
-		if prev, seen := lastRank[input.Key]; seen && rank[root] < prev {
+		if prev, seen := lastRank[keyOf(input)]; seen && rank[root] < prev {
 			out = append(out, anomalyAt(r, "%s (from %s, key %q) after the copy of %s, which follows it in %s",
-				r.Value, root, input.Key, inputs[prev].Value, in))
+				r.Value, root, keyOf(input).key, inputs[prev].Value, in))
 			continue
 		}
-		lastRank[input.Key] = rank[root]
+		lastRank[keyOf(input)] = rank[root]
 	}
 	for _, r := range inputs {
 		cs := copies[r.Value]

@@ -249,6 +249,10 @@ func TxnOrder(h *TxnHistory) []TxnAnomaly {
 // endMarkers attributes the markers of each producer in tp to its transactions: the k-th
 // marker (by offset) ends the k-th transaction (by Seq) that sent to tp, since the
 // coordinator writes one marker to each partition a transaction added, whatever its end.
+// Fewer markers than transactions (one whose AddPartitionsToTxn failed, or one still open)
+// can only pair a transaction with a later marker than its own, which hides a late write
+// but never invents one; more markers than transactions (one the recorder missed) could,
+// so that producer's markers in tp are then left unused.
 func endMarkers(h *TxnHistory, tp TopicPartition) map[int]TxnMarker {
 	markers := map[string][]TxnMarker{}
 	for _, m := range h.Markers {
@@ -266,6 +270,9 @@ func endMarkers(h *TxnHistory, tp TopicPartition) map[int]TxnMarker {
 	for producer, ms := range markers {
 		slices.SortFunc(ms, func(a, b TxnMarker) int { return compareInt64(a.Offset, b.Offset) })
 		ts := txns[producer]
+		if len(ms) > len(ts) {
+			continue
+		}
 		slices.SortFunc(ts, func(a, b int) int { return h.Txns[a].Seq - h.Txns[b].Seq })
 		for k := range min(len(ms), len(ts)) {
 			end[ts[k]] = ms[k]

@@ -125,6 +125,26 @@ func TestTxnCheckCleanHistory(t *testing.T) {
 	if row := r.Row(); len(row) != len(TxnTableHeader) || !strings.HasPrefix(row, "clean ") {
 		t.Fatalf("row %q does not line up with the header\n%q", row, TxnTableHeader)
 	}
+
+	// A final read that kept no keys: the chain's key order falls back to the sends' keys.
+	for i := range h.Final {
+		h.Final[i].Key = ""
+	}
+	expectAnomalies(t, h, nil)
+	h.Txns[6].Sends[0].Source, h.Txns[6].Sends[2].Source = "b0-2", "b0-0"
+	expectAnomalies(t, h, map[string]string{"chain": `c0-2 (from a0-0, key "k1") after the copy of a0-2`})
+}
+
+func TestTxnCheckMarkers(t *testing.T) {
+	// A marker of c's that no recorded transaction explains (its transaction was not
+	// recorded) cannot be attributed; it must not make c0-2 look late.
+	h := txnClean()
+	h.Markers = append(h.Markers, marker("out", 0, 1, "c", false))
+	expectAnomalies(t, h, nil)
+	// One too few (c#1's AddPartitionsToTxn failed, say) hides nothing here either.
+	h = txnClean()
+	h.Markers = slices.Delete(h.Markers, 10, 11)
+	expectAnomalies(t, h, nil)
 }
 
 func TestTxnCheckCatches(t *testing.T) {

@@ -111,7 +111,9 @@ type TxnMarker struct {
 	Commit    bool
 }
 
-// TxnHistory is everything a transactional scenario did and saw. Reads are what
+// TxnHistory is everything a transactional scenario did and saw. Every transaction begun
+// is in Txns, finished or not: one left out makes its records phantoms and its markers
+// unattributable. Reads are what
 // consumers saw during the run, each consumer's in poll order; Final is a read_committed
 // read of every partition to its end after the run, the truth about what committed.
 type TxnHistory struct {

@@ -80,10 +80,10 @@ func (r TxnReport) Problems() []string {
 
 // Row is the report as one line of the table under TxnTableHeader.
 func (r TxnReport) Row() string {
-	return fmt.Sprintf("%-28s | %6d | %5d | %5d | %4d | %4d | %7d | %7d | %5d | %4d | %6d | %5d",
+	return fmt.Sprintf("%-28s | %14d | %7d | %7d | %4d | %4d | %13d | %7d | %5d | %4d | %6d | %5d",
 		r.Scenario, r.Committed, r.Aborted, r.Unknown, len(r.Lost), len(r.Duplicates), len(r.AbortedReads),
 		len(r.Partial), len(r.Order), len(r.Late), len(r.Indeterminate), len(r.Chain))
 }
 
 // TxnTableHeader heads the rows of TxnReport.Row.
-const TxnTableHeader = "scenario                     | commit | abort | unkn. | lost | dups | ab.read | partial | order | late | indet. | chain"
+const TxnTableHeader = "scenario                     | txns committed | aborted | unknown | lost | dups | aborted reads | partial | order | late | indet. | chain"
