@@ -362,16 +362,7 @@ func Check(scenario string, h *History) Report {
 // Problems describes every failed check, at most a few examples each; empty means all held.
 func (r Report) Problems() []string {
 	var out []string
-	add := func(what string, as []Anomaly) {
-		if len(as) == 0 {
-			return
-		}
-		var ex []string
-		for _, a := range as[:min(len(as), 5)] {
-			ex = append(ex, a.String())
-		}
-		out = append(out, fmt.Sprintf("%d %s, e.g. %s", len(as), what, strings.Join(ex, "; ")))
-	}
+	add := func(what string, as []Anomaly) { out = appendProblem(out, what, as) }
 	add("partitions not fully read at the end", r.Incomplete)
 	add("producer ids shared by two producers", r.SharedIDs)
 	add("acknowledged writes lost", r.Lost)
@@ -391,6 +382,19 @@ func (r Report) Problems() []string {
 		out = append(out, "no write was acknowledged")
 	}
 	return out
+}
+
+// appendProblem adds to problems one line for a failed check: how many anomalies it
+// found, with a few examples; nothing when it found none.
+func appendProblem[A fmt.Stringer](problems []string, what string, as []A) []string {
+	if len(as) == 0 {
+		return problems
+	}
+	var ex []string
+	for _, a := range as[:min(len(as), 5)] {
+		ex = append(ex, a.String())
+	}
+	return append(problems, fmt.Sprintf("%d %s, e.g. %s", len(as), what, strings.Join(ex, "; ")))
 }
 
 // OutageStats are the median and the maximum outage, in seconds.

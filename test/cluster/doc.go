@@ -13,6 +13,19 @@
 // the final read the replicas' logs are compared on disk (replicas.go). Each scenario
 // prints one row; TestMain prints the table of all scenarios run.
 //
+// The transactional checks (txnhistory.go, txncheck.go, txnchain.go, txnreport.go; issue
+// 13) are pure functions of a TxnHistory: transactions with their sends and how their
+// producers saw them end (committed, aborted, or unknown when EndTxn failed), what
+// read_committed and read_uncommitted consumers returned in poll order, a final
+// read_committed read of every partition, and optionally the commit and abort markers of a
+// raw read. They count aborted reads, committed records lost, duplicates, transactions a
+// read_committed consumer saw partially in a range it read through, records out of their
+// transaction's order, late writes (a record of transaction N after N+1's or after N's own
+// marker: the delayed Produce of KAFKA-17754), indeterminate transactions resolved
+// partially, and, for an ETL chain, input records not in the last topic exactly once in
+// per-key order. txncheck_test.go shows each failing on a hand-made history; TxnReport.Row
+// is the table row issue 13's note carries per scenario.
+//
 // The integrity scenarios (integrity_test.go, issue 8) damage what a node has on disk or make
 // its disk lie or fail, under the same load: a bit flipped in a closed segment of a follower,
 // of the leader, of two replicas at different offsets (5 nodes, RF 5); the newest segments
@@ -46,6 +59,7 @@
 //	                                             3x the repetitions, 2x the fault time, 5 nodes,
 //	                                             100 all-node crashes
 //	go test -short ./test/cluster/               only the pure checker tests
+//	go test -run Txn ./test/cluster/             only the transactional checker tests
 //
 // Scenarios with network faults need root and `ip netns` (tc tbf for the slow link; netem
 // is not used), the full-disk ones root and tmpfs; without them they skip and say why.

@@ -85,17 +85,17 @@ type History struct {
 }
 
 // AddProduce records a produce outcome; safe for concurrent use.
-func (h *History) AddProduce(p Produce) {
-	h.mu.Lock()
-	h.Produces = append(h.Produces, p)
-	h.mu.Unlock()
-}
+func (h *History) AddProduce(p Produce) { appendLocked(&h.mu, &h.Produces, p) }
 
 // AddRead records what a consumer saw; safe for concurrent use.
-func (h *History) AddRead(r Read) {
-	h.mu.Lock()
-	h.Reads = append(h.Reads, r)
-	h.mu.Unlock()
+func (h *History) AddRead(r Read) { appendLocked(&h.mu, &h.Reads, r) }
+
+// appendLocked appends v to *list while holding mu: workload goroutines record into one
+// history at once.
+func appendLocked[T any](mu *sync.Mutex, list *[]T, v T) {
+	mu.Lock()
+	*list = append(*list, v)
+	mu.Unlock()
 }
 
 // BeginFault records a fault starting now and returns its index for HealFault.
