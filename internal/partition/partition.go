@@ -177,6 +177,20 @@ func (p *Partition) HighWatermark() int64 {
 	return p.highWatermark
 }
 
+// LastStableOffset is, on the leader, the end of what read_committed consumers may read:
+// the high watermark, or the first offset of the oldest open transaction when that is lower
+// (Kafka's Partition.lastStableOffset). It moves when the high watermark does and when a
+// transaction marker is appended, which ends a transaction without moving the high
+// watermark: a read_committed waiter watches the log's appends too while the two differ.
+//
+// Kafka keeps a transaction unstable until its marker is below the high watermark; here it
+// is stable once its marker is in the leader's log. The outcome a consumer then sees is the
+// coordinator's decision, which is durable before any marker is written, and an ABORT
+// marker's entry is in the aborted-transaction index from its append on.
+func (p *Partition) LastStableOffset() int64 {
+	return min(p.HighWatermark(), p.log.FirstUnstableOffset())
+}
+
 // advanceLocked moves a leader's high watermark to the smallest durable log end over the
 // ISR. Under fsync=always the leader's own part is its fsynced end: no consumer reads
 // what a crash of every replica could take back.
