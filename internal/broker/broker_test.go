@@ -291,7 +291,8 @@ func TestFetchEncodingMatchesKmsg(t *testing.T) {
 	want, _ := l.ReadBytes(0, 1<<20, l.LogEndOffset(), true)
 	for v := int16(4); v <= 12; v++ {
 		body := &fetchBody{version: v, topics: []fetchTopic{
-			{name: "a", partitions: []fetchPartition{{id: 0, highWatermark: 6, lastStable: 6, logStart: 0, ranges: res.Ranges, size: res.Size}, {id: 1, errorCode: 3, highWatermark: -1, lastStable: -1, logStart: -1}}},
+			{name: "a", partitions: []fetchPartition{{id: 0, highWatermark: 6, lastStable: 4, logStart: 0, ranges: res.Ranges, size: res.Size,
+				aborted: []journal.AbortedTxn{{ProducerID: 9, FirstOffset: 2, LastOffset: 5}, {ProducerID: 11, FirstOffset: 3, LastOffset: 6}}}, {id: 1, errorCode: 3, highWatermark: -1, lastStable: -1, logStart: -1}}},
 			{name: "bb", partitions: []fetchPartition{{id: 7, highWatermark: 0, lastStable: 0}}},
 		}}
 		var buf writerBuffer
@@ -310,8 +311,11 @@ func TestFetchEncodingMatchesKmsg(t *testing.T) {
 			t.Fatalf("v%d: %+v", v, resp)
 		}
 		p0, p1 := resp.Topics[0].Partitions[0], resp.Topics[0].Partitions[1]
-		if string(p0.RecordBatches) != string(want) || p0.HighWatermark != 6 || p1.ErrorCode != 3 {
+		if string(p0.RecordBatches) != string(want) || p0.HighWatermark != 6 || p0.LastStableOffset != 4 || p1.ErrorCode != 3 {
 			t.Fatalf("v%d: partition 0 %+v / partition 1 %+v", v, p0, p1)
+		}
+		if len(p0.AbortedTransactions) != 2 || p0.AbortedTransactions[1].ProducerID != 11 || p0.AbortedTransactions[1].FirstOffset != 3 || p1.AbortedTransactions != nil {
+			t.Fatalf("v%d: aborted transactions %+v / %+v", v, p0.AbortedTransactions, p1.AbortedTransactions)
 		}
 		if v >= 5 && p0.LogStartOffset != 0 {
 			t.Fatalf("v%d: log start %d", v, p0.LogStartOffset)

@@ -45,6 +45,7 @@ type fetchPartition struct {
 	highWatermark, lastStable, logStart int64
 	ranges                              []journal.FileRange
 	size                                int64
+	aborted                             []journal.AbortedTxn // read_committed: the range's aborted transactions
 }
 
 // piece is a run of encoded bytes or a file range to send as it is.
@@ -140,7 +141,16 @@ func (f *fetchBody) encode() {
 			if f.version >= 5 {
 				e.i64(p.logStart)
 			}
-			e.nullArray() // aborted transactions
+			if p.aborted == nil {
+				e.nullArray()
+			} else {
+				e.arrayLen(len(p.aborted))
+				for _, a := range p.aborted {
+					e.i64(a.ProducerID)
+					e.i64(a.FirstOffset)
+					e.tags()
+				}
+			}
 			if f.version >= 11 {
 				e.i32(-1) // preferred read replica
 			}
