@@ -28,7 +28,7 @@ func (b *Broker) handleFetch(ctx context.Context, req *kmsg.FetchRequest) kafka.
 	} else {
 		plan.items = itemsOf(req)
 	}
-	wake := b.fetchWakeups(plan.items, req.ReplicaID >= 0)
+	wake := b.fetchWakeups(plan)
 	body := b.readFetch(plan)
 	maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if body.bytes >= int64(req.MinBytes) || body.failed || maxWait <= 0 {
@@ -45,6 +45,12 @@ type fetchPlan struct {
 	incremental bool
 }
 
+// readCommitted reports a consumer fetch with isolation_level READ_COMMITTED: it reads
+// only below the last stable offset, and learns the aborted transactions of what it reads.
+func (p *fetchPlan) readCommitted() bool {
+	return p.req.ReplicaID < 0 && p.req.IsolationLevel == 1
+}
+
 func (b *Broker) finishFetch(plan *fetchPlan, body *fetchBody) *fetchBody {
 	for _, at := range body.committedAt {
 		b.metrics.latency.observeFetchDelay(time.Since(at))
@@ -59,15 +65,20 @@ func (b *Broker) finishFetch(plan *fetchPlan, body *fetchBody) *fetchBody {
 // the fetcher can see: a follower reads up to the log end, so every append wakes it; a
 // consumer reads only below the high watermark, so it wakes when that moves (the leader
 // advances it as each fsync or follower fetch completes) or the role changes, and not
-// for the append before it, which it could not read yet.
-func (b *Broker) fetchWakeups(items []fetchItem, follower bool) []<-chan struct{} {
+// for the append before it, which it could not read yet. A read_committed consumer reads
+// below the last stable offset, which also moves when a transaction marker is appended:
+// while an open transaction holds it below the high watermark, appends wake it too.
+func (b *Broker) fetchWakeups(plan *fetchPlan) []<-chan struct{} {
+	follower, committed := plan.req.ReplicaID >= 0, plan.readCommitted()
 	var out []<-chan struct{}
-	for _, it := range items {
+	for _, it := range plan.items {
 		if part, ok := b.partition(it.topic, it.partition); ok {
-			if follower {
-				out = append(out, part.Log().Changed())
+			// Channels first, state after: a change between the two closes a channel taken.
+			appended, moved := part.Log().Changed(), part.Changed()
+			if follower || committed && part.LastStableOffset() < part.HighWatermark() {
+				out = append(out, appended)
 			}
-			out = append(out, part.Changed())
+			out = append(out, moved)
 		}
 	}
 	return out
@@ -114,10 +125,15 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 				limit = l.LogEndOffset()
 			}
 			hw := part.HighWatermark()
-			if limit < 0 {
+			lastStable := min(hw, part.LastStableOffset()) // never above the mark this answer reports
+			switch {
+			case limit >= 0:
+			case plan.readCommitted():
+				limit = lastStable
+			default:
 				limit = hw
 			}
-			fp.highWatermark, fp.lastStable, fp.logStart = hw, hw, l.LogStartOffset()
+			fp.highWatermark, fp.lastStable, fp.logStart = hw, lastStable, l.LogStartOffset()
 			res, err := b.readIntact(l, it, req.ReplicaID, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
 			if err != nil {
 				fp.errorCode = errorCode(err)
@@ -127,6 +143,11 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 				}
 			} else {
 				fp.ranges, fp.size = res.Ranges, res.Size
+				if plan.readCommitted() && res.Size > 0 {
+					// Kafka's collectAbortedTransactions: every transaction with records in
+					// what is returned whose marker is at or after the fetch offset.
+					fp.aborted = l.AbortedTransactions(it.fetchOffset, res.NextOffset)
+				}
 				body.bytes += res.Size
 				remaining -= res.Size
 				if res.Size > 0 {
@@ -175,7 +196,7 @@ func (p *pendingFetch) Wait(ctx context.Context) kafka.Response {
 		if chosen == 0 {
 			return p.b.finishFetch(p.plan, p.b.readFetch(p.plan))
 		}
-		p.wake = p.b.fetchWakeups(p.plan.items, p.plan.req.ReplicaID >= 0)
+		p.wake = p.b.fetchWakeups(p.plan)
 		body := p.b.readFetch(p.plan)
 		if body.bytes >= int64(p.plan.req.MinBytes) || body.failed || !time.Now().Before(p.deadline) {
 			return p.b.finishFetch(p.plan, body)
