@@ -60,9 +60,14 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) kafka.Response 
 			}
 			l := part.Log()
 			rp.LeaderEpoch = part.LeaderEpoch()
+			// Kafka's lastFetchableOffset: what a consumer of this isolation level may read.
+			fetchable := part.HighWatermark
+			if req.IsolationLevel == 1 {
+				fetchable = part.LastStableOffset
+			}
 			switch p.Timestamp {
 			case latestTimestamp:
-				rp.Offset = part.HighWatermark()
+				rp.Offset = fetchable()
 			case earliestTimestamp:
 				rp.Offset = l.LogStartOffset()
 			case maxTimestamp:
@@ -72,7 +77,7 @@ func (b *Broker) handleListOffsets(req *kmsg.ListOffsetsRequest) kafka.Response 
 				switch {
 				case err != nil:
 					rp.ErrorCode = errorCode(err)
-				case found && off < part.HighWatermark():
+				case found && off < fetchable():
 					rp.Offset, rp.Timestamp = off, ts
 				}
 			}
