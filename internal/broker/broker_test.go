@@ -226,18 +226,36 @@ func TestCorruptBatchesRejectedAndDataIntact(t *testing.T) {
 	}
 }
 
-func TestLongPollWakesOnProduce(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
-	cl := client(t, b)
-	createTopic(t, cl, "poll", 1, nil)
-	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 20000, 1, 1<<20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "poll"
+// fetchRequest is a Fetch of partition 0 of topic from offset, with min_bytes 1.
+func fetchRequest(topic string, offset int64, isolation int8, maxWait int32) *kmsg.FetchRequest {
 	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.IsolationLevel = maxWait, 1, 1<<20, isolation
+	req.Topics = []kmsg.FetchRequestTopic{{Topic: topic, Partitions: []kmsg.FetchRequestTopicPartition{rp}}}
+	return req
+}
+
+// listOffset is ListOffsets for partition 0 of topic at timestamp (-1 latest, -2 earliest)
+// under the isolation level (1: read_committed).
+func listOffset(t testing.TB, cl *kgo.Client, topic string, timestamp int64, isolation int8) int64 {
+	t.Helper()
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = timestamp
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.IsolationLevel = isolation
+	req.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{rp}}}
+	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 {
+		t.Fatalf("list offsets: code %d", p.ErrorCode)
+	}
+	return resp.Topics[0].Partitions[0].Offset
+}
+
+// longPoll sends req on a client of its own, calls change once the fetch has had time to
+// park, and fails unless the answer came well before max_wait: woken by the change.
+func longPoll(t *testing.T, b *Broker, req *kmsg.FetchRequest, change func()) *kmsg.FetchResponse {
+	t.Helper()
 	type result struct {
 		resp *kmsg.FetchResponse
 		took time.Duration
@@ -250,19 +268,28 @@ func TestLongPollWakesOnProduce(t *testing.T) {
 		resp, err := req.RequestWith(context.Background(), fetcher)
 		done <- result{resp, time.Since(start), err}
 	}()
-	time.Sleep(300 * time.Millisecond) // let the fetch park; the assertion below does not depend on it
-	if r := produceRaw(t, cl, "poll", idemBatch(t, -1, -1, -1, 1)); r.ErrorCode != 0 {
-		t.Fatalf("produce: %+v", r)
-	}
+	time.Sleep(300 * time.Millisecond) // let the fetch park; the assertions do not depend on it
+	change()
 	res := <-done
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	// Woken by the append, not by the 20 s max wait.
-	if res.took > 15*time.Second {
-		t.Fatalf("long poll returned after %v: not woken by the produce", res.took)
+	if maxWait := time.Duration(req.MaxWaitMillis) * time.Millisecond; res.took > maxWait*3/4 {
+		t.Fatalf("long poll returned after %v of max wait %v: not woken by the change", res.took, maxWait)
 	}
-	p := res.resp.Topics[0].Partitions[0]
+	return res.resp
+}
+
+func TestLongPollWakesOnProduce(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "poll", 1, nil)
+	resp := longPoll(t, b, fetchRequest("poll", 0, 0, 20000), func() {
+		if r := produceRaw(t, cl, "poll", idemBatch(t, -1, -1, -1, 1)); r.ErrorCode != 0 {
+			t.Fatalf("produce: %+v", r)
+		}
+	})
+	p := resp.Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || p.HighWatermark != 1 || len(p.RecordBatches) == 0 {
 		t.Fatalf("fetch answer %+v", p)
 	}

@@ -241,31 +241,12 @@ func TestRetentionThroughBroker(t *testing.T) {
 
 func listEarliest(t *testing.T, cl *kgo.Client, topic string) int64 {
 	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Timestamp, rp.CurrentLeaderEpoch = -2, -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
-	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 {
-		t.Fatalf("list offsets: code %d", p.ErrorCode)
-	}
-	return resp.Topics[0].Partitions[0].Offset
+	return listOffset(t, cl, topic, -2, 0)
 }
 
 func fetchCode(t *testing.T, cl *kgo.Client, topic string, offset int64) int16 {
 	t.Helper()
-	req := kmsg.NewPtrFetchRequest()
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = offset, 1<<20, -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := request[*kmsg.FetchResponse](t, cl, req)
+	resp := request[*kmsg.FetchResponse](t, cl, fetchRequest(topic, offset, 0, 0))
 	return resp.Topics[0].Partitions[0].ErrorCode
 }
 

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -57,18 +56,6 @@ func appendLocal(t testing.TB, b *Broker, topic string, batch []byte) int64 {
 	return res.BaseOffset
 }
 
-func fetchRequest(topic string, offset int64, isolation int8, maxWait int32) *kmsg.FetchRequest {
-	req := kmsg.NewPtrFetchRequest()
-	req.MaxWaitMillis, req.MinBytes, req.MaxBytes, req.IsolationLevel = maxWait, 1, 1<<20, isolation
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.FetchOffset, rp.PartitionMaxBytes = offset, 1<<20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	return req
-}
-
 // fetched is what one partition's fetch answer says, with the batches decoded.
 type fetched struct {
 	highWatermark, lastStable int64
@@ -119,23 +106,6 @@ func decodeFetched(t testing.TB, resp *kmsg.FetchResponse) fetched {
 	return f
 }
 
-func listLatest(t testing.TB, cl *kgo.Client, topic string, isolation int8) int64 {
-	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.IsolationLevel = isolation
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Timestamp = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
-	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 {
-		t.Fatalf("list offsets: error code %d", p.ErrorCode)
-	}
-	return resp.Topics[0].Partitions[0].Offset
-}
-
 // TestReadCommittedStopsAtLastStableOffset: an open transaction holds read_committed
 // fetches and ListOffsets LATEST at its first offset, read_uncommitted reads past it and
 // is told the LSO, and the markers release it; an aborted transaction comes with the
@@ -160,7 +130,7 @@ func TestReadCommittedStopsAtLastStableOffset(t *testing.T) {
 	if uncommitted.lastStable != first || uncommitted.next != 6 || len(uncommitted.values) != 6 || uncommitted.aborted != nil {
 		t.Fatalf("read_uncommitted: %+v, want all 6 records and the LSO %d", uncommitted, first)
 	}
-	if lso, hw := listLatest(t, cl, "rc", 1), listLatest(t, cl, "rc", 0); lso != first || hw != 6 {
+	if lso, hw := listOffset(t, cl, "rc", -1, 1), listOffset(t, cl, "rc", -1, 0); lso != first || hw != 6 {
 		t.Fatalf("ListOffsets LATEST: read_committed %d, read_uncommitted %d; want %d and 6", lso, hw, first)
 	}
 
@@ -169,7 +139,7 @@ func TestReadCommittedStopsAtLastStableOffset(t *testing.T) {
 	if committed.lastStable != 7 || committed.next != 7 || !slices.Equal(committed.values, []string{"p0", "p1", "c0", "c1", "c2", "p2"}) {
 		t.Fatalf("read_committed after COMMIT: %+v", committed)
 	}
-	if lso := listLatest(t, cl, "rc", 1); lso != 7 {
+	if lso := listOffset(t, cl, "rc", -1, 1); lso != 7 {
 		t.Fatalf("ListOffsets LATEST read_committed after COMMIT: %d, want 7", lso)
 	}
 
@@ -233,31 +203,13 @@ func TestReadCommittedLongPollWakesOnMarker(t *testing.T) {
 	isr, partitionEpoch := part.ISR()
 	part.BecomeLeader(part.LeaderEpoch(), partitionEpoch, append(isr, 99), append(isr, 99), time.Now())
 
-	type result struct {
-		resp *kmsg.FetchResponse
-		took time.Duration
-		err  error
-	}
-	done := make(chan result, 1)
-	fetcher := client(t, b)
-	start := time.Now()
-	go func() {
-		resp, err := fetchRequest("rcpoll", first, 1, 20000).RequestWith(context.Background(), fetcher)
-		done <- result{resp, time.Since(start), err}
-	}()
-	time.Sleep(300 * time.Millisecond)                // let the fetch park; the assertions do not depend on it
-	appendLocal(t, b, "rcpoll", txnMarker(300, true)) // 2
-	if hw := part.HighWatermark(); hw != 2 {
-		t.Fatalf("high watermark %d moved with the marker; the test needs it held at 2", hw)
-	}
-	res := <-done
-	if res.err != nil {
-		t.Fatal(res.err)
-	}
-	if res.took > 15*time.Second {
-		t.Fatalf("read_committed long poll returned after %v: not woken by the marker", res.took)
-	}
-	got := decodeFetched(t, res.resp)
+	resp := longPoll(t, b, fetchRequest("rcpoll", first, 1, 20000), func() {
+		appendLocal(t, b, "rcpoll", txnMarker(300, true)) // 2
+		if hw := part.HighWatermark(); hw != 2 {
+			t.Fatalf("high watermark %d moved with the marker; the test needs it held at 2", hw)
+		}
+	})
+	got := decodeFetched(t, resp)
 	if got.lastStable != 2 || !slices.Equal(got.values, []string{"t0", "t1"}) {
 		t.Fatalf("woken fetch: %+v, want t0 t1 below the LSO 2", got)
 	}
