@@ -28,8 +28,8 @@ type fetchItem struct {
 
 type sessionPartition struct {
 	fetchItem
-	sentHighWatermark, sentLogStart int64
-	sent                            bool
+	sentHighWatermark, sentLastStable, sentLogStart int64
+	sent                                            bool
 }
 
 type fetchSession struct {
@@ -164,9 +164,9 @@ func (s *fetchSessions) trim(sess *fetchSession, body *fetchBody, incremental bo
 		for _, p := range t.partitions {
 			sp := sess.index[topicPartition{t.name, p.id}]
 			news := p.errorCode != 0 || p.size > 0 || sp == nil || !sp.sent ||
-				sp.sentHighWatermark != p.highWatermark || sp.sentLogStart != p.logStart
+				sp.sentHighWatermark != p.highWatermark || sp.sentLastStable != p.lastStable || sp.sentLogStart != p.logStart
 			if sp != nil {
-				sp.sent, sp.sentHighWatermark, sp.sentLogStart = true, p.highWatermark, p.logStart
+				sp.sent, sp.sentHighWatermark, sp.sentLastStable, sp.sentLogStart = true, p.highWatermark, p.lastStable, p.logStart
 			}
 			if news || !incremental {
 				parts = append(parts, p)

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strand-data/strand/internal/journal"
+	"github.com/strand-data/strand/internal/partition"
 	"github.com/strand-data/strand/internal/record"
 )
 
@@ -54,6 +55,13 @@ func appendLocal(t testing.TB, b *Broker, topic string, batch []byte) int64 {
 		t.Fatal(err)
 	}
 	return res.BaseOffset
+}
+
+// holdHighWatermark keeps part's high watermark where it is, with an in-sync follower
+// that never fetches, so that a marker moves the LSO alone.
+func holdHighWatermark(part *partition.Partition) {
+	isr, partitionEpoch := part.ISR()
+	part.BecomeLeader(part.LeaderEpoch(), partitionEpoch, append(isr, 99), append(isr, 99), time.Now())
 }
 
 // fetched is what one partition's fetch answer says, with the batches decoded.
@@ -199,9 +207,7 @@ func TestReadCommittedLongPollWakesOnMarker(t *testing.T) {
 	if hw, lso := part.HighWatermark(), part.LastStableOffset(); hw != 2 || lso != first {
 		t.Fatalf("high watermark %d, LSO %d; want 2 and %d", hw, lso, first)
 	}
-	// Hold the high watermark where it is: an in-sync follower that never fetches.
-	isr, partitionEpoch := part.ISR()
-	part.BecomeLeader(part.LeaderEpoch(), partitionEpoch, append(isr, 99), append(isr, 99), time.Now())
+	holdHighWatermark(part)
 
 	resp := longPoll(t, b, fetchRequest("rcpoll", first, 1, 20000), func() {
 		appendLocal(t, b, "rcpoll", txnMarker(300, true)) // 2
@@ -212,5 +218,30 @@ func TestReadCommittedLongPollWakesOnMarker(t *testing.T) {
 	got := decodeFetched(t, resp)
 	if got.lastStable != 2 || !slices.Equal(got.values, []string{"t0", "t1"}) {
 		t.Fatalf("woken fetch: %+v, want t0 t1 below the LSO 2", got)
+	}
+}
+
+// TestFetchSessionReportsLastStableOffset: an incremental fetch answers a partition whose
+// LSO moved, even with no records and the same high watermark, as Kafka does.
+func TestFetchSessionReportsLastStableOffset(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "rcsess", 1, nil)
+	first := appendLocal(t, b, "rcsess", txnRecords(t, 400, 0, "t0", "t1")) // 0-1
+	part, _ := b.partition("rcsess", 0)
+	holdHighWatermark(part)
+	open := sessionFetch(0, 0, "rcsess", 0)
+	open.Topics[0].Partitions[0].FetchOffset = 2 // at the high watermark: nothing to read
+	full := request[*kmsg.FetchResponse](t, cl, open)
+	if full.ErrorCode != 0 || full.SessionID == 0 || full.Topics[0].Partitions[0].LastStableOffset != first {
+		t.Fatalf("full fetch: %+v, want the LSO %d", full, first)
+	}
+	appendLocal(t, b, "rcsess", txnMarker(400, true)) // 2
+	inc := request[*kmsg.FetchResponse](t, cl, sessionFetch(full.SessionID, 1, "rcsess"))
+	if len(inc.Topics) != 1 || len(inc.Topics[0].Partitions) != 1 {
+		t.Fatalf("incremental fetch after the marker moved the LSO: %+v, want the partition", inc)
+	}
+	if p := inc.Topics[0].Partitions[0]; p.HighWatermark != 2 || p.LastStableOffset != 2 {
+		t.Fatalf("incremental answer: high watermark %d, LSO %d; want both 2", p.HighWatermark, p.LastStableOffset)
 	}
 }
