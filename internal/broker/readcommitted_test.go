@@ -57,11 +57,22 @@ func appendLocal(t testing.TB, b *Broker, topic string, batch []byte) int64 {
 	return res.BaseOffset
 }
 
-// holdHighWatermark keeps part's high watermark where it is, with an in-sync follower
-// that never fetches, so that a marker moves the LSO alone.
-func holdHighWatermark(part *partition.Partition) {
+// heldTransaction starts a broker with topic whose partition 0 holds producer pid's open
+// transaction of two records, "t0" and "t1" at offsets 0-1, below a high watermark (2) held
+// where it is by an in-sync follower that never fetches: a marker then moves the LSO alone.
+func heldTransaction(t *testing.T, topic string, pid int64) (*Broker, *kgo.Client, *partition.Partition) {
+	t.Helper()
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, topic, 1, nil)
+	appendLocal(t, b, topic, txnRecords(t, pid, 0, "t0", "t1"))
+	part, _ := b.partition(topic, 0)
+	if hw, lso := part.HighWatermark(), part.LastStableOffset(); hw != 2 || lso != 0 {
+		t.Fatalf("high watermark %d, LSO %d; want 2 and 0", hw, lso)
+	}
 	isr, partitionEpoch := part.ISR()
 	part.BecomeLeader(part.LeaderEpoch(), partitionEpoch, append(isr, 99), append(isr, 99), time.Now())
+	return b, cl, part
 }
 
 // fetched is what one partition's fetch answer says, with the batches decoded.
@@ -199,17 +210,8 @@ func TestReadCommittedStopsAtLastStableOffset(t *testing.T) {
 // watermark when the transaction's records are already below it; a parked read_committed
 // fetch must wake then, not at max_wait.
 func TestReadCommittedLongPollWakesOnMarker(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
-	cl := client(t, b)
-	createTopic(t, cl, "rcpoll", 1, nil)
-	first := appendLocal(t, b, "rcpoll", txnRecords(t, 300, 0, "t0", "t1")) // 0-1
-	part, _ := b.partition("rcpoll", 0)
-	if hw, lso := part.HighWatermark(), part.LastStableOffset(); hw != 2 || lso != first {
-		t.Fatalf("high watermark %d, LSO %d; want 2 and %d", hw, lso, first)
-	}
-	holdHighWatermark(part)
-
-	resp := longPoll(t, b, fetchRequest("rcpoll", first, 1, 20000), func() {
+	b, _, part := heldTransaction(t, "rcpoll", 300)
+	resp := longPoll(t, b, fetchRequest("rcpoll", 0, 1, 20000), func() {
 		appendLocal(t, b, "rcpoll", txnMarker(300, true)) // 2
 		if hw := part.HighWatermark(); hw != 2 {
 			t.Fatalf("high watermark %d moved with the marker; the test needs it held at 2", hw)
@@ -224,17 +226,12 @@ func TestReadCommittedLongPollWakesOnMarker(t *testing.T) {
 // TestFetchSessionReportsLastStableOffset: an incremental fetch answers a partition whose
 // LSO moved, even with no records and the same high watermark, as Kafka does.
 func TestFetchSessionReportsLastStableOffset(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
-	cl := client(t, b)
-	createTopic(t, cl, "rcsess", 1, nil)
-	first := appendLocal(t, b, "rcsess", txnRecords(t, 400, 0, "t0", "t1")) // 0-1
-	part, _ := b.partition("rcsess", 0)
-	holdHighWatermark(part)
+	b, cl, _ := heldTransaction(t, "rcsess", 400)
 	open := sessionFetch(0, 0, "rcsess", 0)
 	open.Topics[0].Partitions[0].FetchOffset = 2 // at the high watermark: nothing to read
 	full := request[*kmsg.FetchResponse](t, cl, open)
-	if full.ErrorCode != 0 || full.SessionID == 0 || full.Topics[0].Partitions[0].LastStableOffset != first {
-		t.Fatalf("full fetch: %+v, want the LSO %d", full, first)
+	if full.ErrorCode != 0 || full.SessionID == 0 || full.Topics[0].Partitions[0].LastStableOffset != 0 {
+		t.Fatalf("full fetch: %+v, want the LSO 0", full)
 	}
 	appendLocal(t, b, "rcsess", txnMarker(400, true)) // 2
 	inc := request[*kmsg.FetchResponse](t, cl, sessionFetch(full.SessionID, 1, "rcsess"))
