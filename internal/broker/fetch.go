@@ -126,12 +126,11 @@ func (b *Broker) readFetch(plan *fetchPlan) *fetchBody {
 			}
 			hw := part.HighWatermark()
 			lastStable := min(hw, part.LastStableOffset()) // never above the mark this answer reports
-			switch {
-			case limit >= 0:
-			case plan.readCommitted():
-				limit = lastStable
-			default:
+			if limit < 0 {
 				limit = hw
+				if plan.readCommitted() {
+					limit = lastStable
+				}
 			}
 			fp.highWatermark, fp.lastStable, fp.logStart = hw, lastStable, l.LogStartOffset()
 			res, err := b.readIntact(l, it, req.ReplicaID, min(int64(it.maxBytes), remaining), limit, body.bytes == 0)
