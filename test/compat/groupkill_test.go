@@ -117,26 +117,14 @@ func memberKilled(t *testing.T, nextGen bool) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, cl := range survivors {
-		wg.Add(1)
-		go func(cl *kgo.Client) {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-				f := cl.PollFetches(pctx)
-				cancel()
-				f.EachRecord(func(r *kgo.Record) {
-					mu.Lock()
-					seen[string(r.Value)]++
-					mu.Unlock()
-				})
-				cl.CommitUncommittedOffsets(ctx)
-			}
-		}(cl)
+		pollUntilStopped(ctx, &wg, stop, cl, 200*time.Millisecond, func(f kgo.Fetches) {
+			f.EachRecord(func(r *kgo.Record) {
+				mu.Lock()
+				seen[string(r.Value)]++
+				mu.Unlock()
+			})
+			cl.CommitUncommittedOffsets(ctx)
+		})
 	}
 	defer func() { close(stop); wg.Wait() }()
 	prod := node.Client(t, kgo.DefaultProduceTopic("killed"), kgo.ProducerBatchCompression(kgo.NoCompression()))
