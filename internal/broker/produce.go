@@ -51,7 +51,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, re
 			logAppendTime = true
 		}
 		_, compacted := cleanupPolicy(s, t.Topic)
-		rules := recordRules{compacted: compacted, createTime: !logAppendTime,
+		rules := recordRules{topic: t.Topic, compacted: compacted, createTime: !logAppendTime,
 			maxTimestampMs: s.TopicConfigInt(t.Topic, "message.timestamp.difference.max.ms")}
 		for pi, p := range t.Partitions {
 			rp := &rt.Partitions[pi]
@@ -73,7 +73,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, re
 				b.fillCurrentLeader(rp, topic.Partitions[p.Partition])
 			default:
 				acksAll := req.Acks == -1
-				rules.topicPartition = t.Topic + "-" + strconv.Itoa(int(p.Partition))
+				rules.partition = p.Partition
 				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rules, acksAll, minISR, rp)
 				b.noteStorageError(part, err)
 				if err == nil && req.Acks != 0 {

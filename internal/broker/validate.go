@@ -25,7 +25,8 @@ import (
 
 // recordRules are the per-record checks a partition's topic asks for.
 type recordRules struct {
-	topicPartition string // "topic-partition", as Kafka's TopicPartition prints
+	topic          string
+	partition      int32
 	compacted      bool
 	createTime     bool  // message.timestamp.type=CreateTime
 	maxTimestampMs int64 // message.timestamp.difference.max.ms
@@ -58,7 +59,7 @@ func validateRecords(batch []byte, h record.Header, rules recordRules, now time.
 		ts := h.BaseTimestamp + r.TimestampDelta
 		switch {
 		case rules.compacted && r.Key == nil:
-			msg = "Compacted topic cannot accept message without key in topic partition " + rules.topicPartition
+			msg = fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d", rules.topic, rules.partition)
 		case rules.createTime && ts != -1 && absDiff(ts, nowMs) > rules.maxTimestampMs:
 			msg = fmt.Sprintf("Timestamp %d of message with offset %d is out of range. The timestamp should be within [%d, %d]",
 				ts, h.BaseOffset+int64(r.OffsetDelta), satAdd(nowMs, -rules.maxTimestampMs), satAdd(nowMs, rules.maxTimestampMs))
