@@ -63,6 +63,12 @@ func (c *Coordinator) addPartitions(r *kmsg.AddPartitionsToTxnRequest) (kmsg.Res
 
 	var writes []*addRequest
 	for _, a := range txns {
+		if len(a.partitions) == 0 {
+			// Nothing to add and no partition to answer for. Kafka would still write an
+			// Ongoing state with no partitions; a transaction with nothing in it is not
+			// worth a write, nor a timeout abort later.
+			continue
+		}
 		if !c.checkAddRequest(a) {
 			continue // answered
 		}
