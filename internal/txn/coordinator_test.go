@@ -472,6 +472,9 @@ func TestFailingAppendLeavesStateUnchanged(t *testing.T) {
 		if r := f.init("tx", 4, -1, -1); r.ErrorCode != tc.want.Code {
 			t.Fatalf("%v: InitProducerId %v, want %v", tc.err, kerr.ErrorForCode(r.ErrorCode), tc.want)
 		}
+		if r := f.init("fresh", 4, -1, -1); r.ErrorCode != tc.want.Code {
+			t.Fatalf("%v: InitProducerId of a new id %v, want %v", tc.err, kerr.ErrorForCode(r.ErrorCode), tc.want)
+		}
 		if got := snapshot(f.c); !reflect.DeepEqual(got, before) {
 			t.Fatalf("%v: state changed:\n got %+v\nwant %+v", tc.err, got, before)
 		}

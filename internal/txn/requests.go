@@ -112,9 +112,10 @@ func (c *Coordinator) initTransactional(ctx context.Context, id string, timeoutM
 				continue // the table may have changed meanwhile: decide again
 			}
 		}
-		if m == nil {
+		created := m == nil
+		if created {
 			// Kafka's putTransactionStateIfNotExists: the id is known in memory, at no
-			// epoch, before its first state is written.
+			// epoch, while its first state is written.
 			m = &txnMeta{id: id, partition: p.id, txnState: txnState{producerID: spare, previousProducerID: noProducerID,
 				epoch: noProducerEpoch, lastEpoch: noProducerEpoch, timeoutMs: timeoutMs, state: stateEmpty,
 				partitions: map[TopicPartition]struct{}{}, startMs: -1, updateMs: c.cfg.Now().UnixMilli()}}
@@ -130,6 +131,9 @@ func (c *Coordinator) initTransactional(ctx context.Context, id string, timeoutM
 			continue
 		}
 		if code != 0 {
+			if created {
+				c.forgetUnwritten(id)
+			}
 			return code, 0, 0
 		}
 		if next.state == statePrepareAbort {
@@ -138,6 +142,17 @@ func (c *Coordinator) initTransactional(ctx context.Context, id string, timeoutM
 			return kerr.ConcurrentTransactions.Code, 0, 0
 		}
 		return 0, next.producerID, next.epoch
+	}
+}
+
+// forgetUnwritten drops an id whose first state could not be written, so that a failed
+// write leaves the table as it was. (Kafka keeps such an id in its cache at no epoch; it
+// is not in the log, so a reload would forget it anyway.)
+func (c *Coordinator) forgetUnwritten(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.txns[id]; m != nil && m.epoch == noProducerEpoch && m.pending == nil {
+		delete(c.txns, id)
 	}
 }
 
