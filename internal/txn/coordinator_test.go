@@ -744,3 +744,64 @@ func (b *blockingReadLog) ReadBytes(offset, maxBytes int64) ([]byte, error) {
 	}
 	return b.memLog.ReadBytes(offset, maxBytes)
 }
+
+// TestMarkerFencedStops: a partition answering that the producer epoch or the coordinator
+// epoch moved on (TransactionMarkerRequestCompletionHandler's INVALID_PRODUCER_EPOCH,
+// TRANSACTION_COORDINATOR_FENCED) stops the completion: a newer coordinator owns it, so
+// this one writes no Complete state.
+func TestMarkerFencedStops(t *testing.T) {
+	for _, fenced := range []error{kerr.TransactionCoordinatorFenced, kerr.InvalidProducerEpoch} {
+		f := newFixture(t)
+		f.markers.fail[a0] = []error{fenced}
+		pid, e := f.initOK("tx")
+		f.addOK("tx", pid, e, a0)
+		if r := f.end("tx", pid, e, true, 3); r.ErrorCode != 0 {
+			t.Fatal(kerr.ErrorForCode(r.ErrorCode))
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			f.c.mu.Lock()
+			done := !f.c.txns["tx"].completing
+			f.c.mu.Unlock()
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("completion still running")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if d := describeOne(t, f.c, "tx"); d.State != "PrepareCommit" {
+			t.Fatalf("%v: state %s, want PrepareCommit left for the next coordinator", fenced, d.State)
+		}
+		if n := len(f.markers.markers()); n != 1 {
+			t.Fatalf("%v: %d marker requests, want 1", fenced, n)
+		}
+	}
+}
+
+// TestCloseStopsMarkerRetries: Close returns while a marker is being retried forever.
+func TestCloseStopsMarkerRetries(t *testing.T) {
+	f := newFixture(t)
+	for range 1000 {
+		f.markers.fail[a0] = append(f.markers.fail[a0], kerr.NotLeaderForPartition)
+	}
+	pid, e := f.initOK("tx")
+	f.addOK("tx", pid, e, a0)
+	if r := f.end("tx", pid, e, false, 3); r.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(r.ErrorCode))
+	}
+	for len(f.markers.markers()) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan struct{})
+	go func() { f.c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not stop the marker retries")
+	}
+	if r := f.init("tx", 4, -1, -1); r.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("InitProducerId after Close: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+}
