@@ -148,6 +148,7 @@ func stateValue(s txnState) []byte {
 	v.LastUpdateTimestamp = s.updateMs
 	v.StartTimestamp = s.startMs
 	if s.state != stateEmpty {
+		v.Topics = []kmsg.TxnMetadataValueTopic{} // Kafka writes an empty list here, and null only for Empty
 		for _, tp := range s.sortedPartitions() {
 			if n := len(v.Topics); n == 0 || v.Topics[n-1].Topic != tp.Topic {
 				v.Topics = append(v.Topics, kmsg.TxnMetadataValueTopic{Topic: tp.Topic})
