@@ -1,7 +1,7 @@
-// Package txn is the transaction coordinator (KIP-98, KIP-360, KIP-447's coordinator side,
-// KIP-664, KIP-890 part 1): it answers InitProducerId for transactional ids,
-// AddPartitionsToTxn (the client's versions and the brokers' batched VerifyOnly form),
-// AddOffsetsToTxn, EndTxn, DescribeTransactions and ListTransactions, aborts transactions
+// Package txn is the transaction coordinator (KIP-98, KIP-360, KIP-664, KIP-890 part 1):
+// it answers InitProducerId for transactional ids, AddPartitionsToTxn (the client's
+// versions and the brokers' batched VerifyOnly form), AddOffsetsToTxn, EndTxn,
+// DescribeTransactions and ListTransactions, aborts transactions
 // that outlive their timeout, expires idle transactional ids, and drives every commit or
 // abort to its end by having the end markers written into each partition of the
 // transaction.

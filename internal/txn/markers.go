@@ -78,9 +78,9 @@ func (c *Coordinator) complete(p *ownedPartition, m *txnMeta, marker Marker) {
 		if len(send) == 0 {
 			break
 		}
-		m := marker
-		m.Partitions = send
-		errs := c.markers.WriteMarkers(p.ctx, m)
+		req := marker
+		req.Partitions = send
+		errs := c.markers.WriteMarkers(p.ctx, req)
 		var retry []TopicPartition
 		for _, tp := range send {
 			err, answered := errs[tp]
