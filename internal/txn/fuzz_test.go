@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -29,7 +30,8 @@ func fuzzFrame(kind byte, req kmsg.Request) []byte {
 }
 
 // FuzzTxnRequests decodes fuzz bytes into a sequence of coordinator requests (kmsg
-// ReadFrom, at any version) mixed with clock steps, timeout aborts and id expiry, and
+// ReadFrom, at any version) mixed with clock steps, timeout aborts, id expiry and spells
+// of a log that refuses writes, and
 // feeds them to Handle. Nothing may panic, and once the background work settles the table
 // must be consistent: no state Kafka never installs, partitions only where a transaction
 // is open, and a replay of the log rebuilding exactly the table in memory.
@@ -63,8 +65,9 @@ func FuzzTxnRequests(f *testing.F) {
 		seq = append(seq, fuzzFrame(step.kind, step.req)...)
 	}
 	f.Add(seq)
-	f.Add(append(append(fuzzFrame(0, init), fuzzFrame(1, add)...), 6, 30, 0)) // a timeout abort
-	f.Add(append(fuzzFrame(0, init), 6, 255, 0, 7, 0, 0))                     // an expiry
+	f.Add(append(append(fuzzFrame(0, init), fuzzFrame(1, add)...), 6, 30, 0))                                        // a timeout abort
+	f.Add(append(fuzzFrame(0, init), 6, 255, 0, 7, 0, 0))                                                            // an expiry
+	f.Add(append(append([]byte{8, 1, 0}, fuzzFrame(0, init)...), append([]byte{8, 0, 0}, fuzzFrame(0, init)...)...)) // a refused write
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fx := newFixture(t)
@@ -93,11 +96,19 @@ func FuzzTxnRequests(f *testing.F) {
 			case int(kind)%9 == 6:
 				fx.clock.Add(time.Duration(version) * time.Second)
 				fx.c.abortTimedOut()
-			default:
+			case int(kind)%9 == 7:
 				fx.clock.Add(time.Duration(version) * time.Hour)
 				fx.c.expireTransactionalIDs()
+			default:
+				// The log refuses writes (the ISR shrank) or takes them again.
+				if version%2 == 1 {
+					fx.log.setFailure(kerr.NotEnoughReplicas)
+				} else {
+					fx.log.setFailure(nil)
+				}
 			}
 		}
+		fx.log.setFailure(nil)
 		settle(t, fx.c)
 		checkConsistent(t, fx)
 	})
