@@ -141,6 +141,10 @@ type Broker struct {
 	isrMu       sync.Mutex
 	isrInFlight map[topicPartition]bool
 
+	// txnVerifier asks the transaction coordinator about transactional produces (KIP-890
+	// part 1, producers.go); nil verifies nothing.
+	txnVerifier TxnVerifier
+
 	pidMu   sync.Mutex
 	pidNext int64
 	pidEnd  int64

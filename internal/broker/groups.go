@@ -22,7 +22,9 @@ func (o offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	// Group state is written as acks=all: a coordinator that moves finds it on the new leader.
 	res, err := o.p.Append(batch, false, true, 1)
 	if err != nil {
-		return 0, err
+		// The coordinator passes some refusals on as their Kafka errors (a fenced
+		// producer's TxnOffsetCommit): it gets the code along with the cause.
+		return 0, fmt.Errorf("%w (%w)", err, kerr.ErrorForCode(errorCode(err)))
 	}
 	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1, true, 1)
 }

@@ -149,12 +149,14 @@ func (l *Log) writableLocked() error {
 	return nil
 }
 
-// checkProducersLocked checks the idempotent producer sequences of an append. A duplicate
-// is only answered as such when it is the whole append.
+// checkProducersLocked checks the producer epochs and idempotent sequences of an append. A
+// duplicate is only answered as such when it is the whole append. Transactional batches
+// without sequences (offsets the group coordinator writes for a producer) have their epoch
+// checked.
 func (l *Log) checkProducersLocked(headers []record.Header) (*batchMeta, error) {
 	var pending producerTable // later batches of one append see earlier ones
 	for _, h := range headers {
-		if h.ProducerID < 0 || h.BaseSequence < 0 {
+		if h.ProducerID < 0 || h.BaseSequence < 0 && !h.IsTransactional() {
 			continue
 		}
 		table := l.producers

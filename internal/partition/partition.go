@@ -366,3 +366,21 @@ func (p *Partition) Close() error {
 	p.mu.Unlock()
 	return p.log.Close()
 }
+
+// AppendMarker writes, as leader, the marker that commits or aborts producerID's
+// transaction (WriteTxnMarkers) and returns without waiting; follow with WaitCommitted,
+// acksAll, as Kafka appends markers with required acks -1. The journal refuses a stale
+// producer or coordinator epoch.
+func (p *Partition) AppendMarker(producerID int64, epoch int16, coordinatorEpoch int32, commit bool) (journal.AppendResult, error) {
+	p.roles.RLock()
+	defer p.roles.RUnlock()
+	if p.Leader() != p.self {
+		return journal.AppendResult{}, ErrNotLeader
+	}
+	m := record.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
+	res, err := p.log.AppendMarker(m, journal.AppendOptions{LeaderEpoch: p.epoch.Load()})
+	if err == nil && !p.log.SyncsEachAppend() {
+		p.synced()
+	}
+	return res, err
+}

@@ -1,0 +1,57 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-data/strand/internal/kafka"
+)
+
+// TxnVerifier asks the transaction coordinator whether topic/partition is in the ongoing
+// transaction of transactionalID's producer (producerID, epoch) — KIP-890 part 1. It
+// returns nil or a kerr error to answer the produce with.
+//
+// The broker asks only before the first transactional batch of a transaction in a
+// partition, as Kafka's ReplicaManager.appendRecords does through its
+// AddPartitionsToTxnManager: a late produce of a transaction that has already ended (the
+// hanging transaction of KAFKA-14402) would otherwise open a transaction no marker ever
+// closes, and hold the partition's last stable offset forever.
+type TxnVerifier interface {
+	VerifyPartition(ctx context.Context, transactionalID string, producerID int64, epoch int16, topic string, partition int32) error
+}
+
+// handleDescribeProducers answers DescribeProducers (KIP-664) from the leaders' journals:
+// for each partition, the producers whose state the log keeps, as Kafka's
+// ReplicaManager.activeProducerState reads them from the ProducerStateManager.
+func (b *Broker) handleDescribeProducers(req *kmsg.DescribeProducersRequest) kafka.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	s := b.meta.State()
+	for _, t := range req.Topics {
+		rt := kmsg.NewDescribeProducersResponseTopic()
+		rt.Topic = t.Topic
+		topic, known := s.Topics[t.Topic]
+		for _, id := range t.Partitions {
+			rp := kmsg.NewDescribeProducersResponseTopicPartition()
+			rp.Partition = id
+			part, local := b.partition(t.Topic, id)
+			switch {
+			case !known || id < 0 || int(id) >= len(topic.Partitions):
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case !local || !part.IsLeader():
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			default:
+				for _, p := range part.Log().Producers() {
+					ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
+					ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = p.ProducerID, int32(p.Epoch), p.LastSequence
+					ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = p.LastTimestamp, p.CoordinatorEpoch, p.TxnStartOffset
+					rp.ActiveProducers = append(rp.ActiveProducers, ap)
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
