@@ -1,0 +1,220 @@
+package broker
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-data/strand/internal/record"
+)
+
+// epochTxnRecords is a batch of producer pid's transaction at epoch holding one record per
+// value.
+func epochTxnRecords(t testing.TB, pid int64, epoch int16, seq int32, values ...string) []byte {
+	t.Helper()
+	recs := make([]record.Record, len(values))
+	for i, v := range values {
+		recs[i] = record.Record{OffsetDelta: int32(i), Value: []byte(v)}
+	}
+	b, err := record.Build(record.Header{Attributes: attrTransactional, BaseTimestamp: time.Now().UnixMilli(), ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}, recs, record.CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// produceTo sends one Produce of batch to partition 0 of topic, acks=all, and returns the
+// partition's answer.
+func produceTo(t testing.TB, cl *kgo.Client, topic string, transactionalID *string, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis, req.TransactionID = -1, 10_000, transactionalID
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 0, batch
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.Partitions = topic, []kmsg.ProduceRequestTopicPartition{rp}
+	req.Topics = []kmsg.ProduceRequestTopic{rt}
+	return request[*kmsg.ProduceResponse](t, cl, req).Topics[0].Partitions[0]
+}
+
+// direct sends req to broker b itself: kgo would split a WriteTxnMarkers or
+// DescribeProducers by partition leader and fail it for a topic it does not know.
+func direct[R kmsg.Response](t testing.TB, cl *kgo.Client, b *Broker, req kmsg.Request) R {
+	t.Helper()
+	resp, err := cl.Broker(int(b.cfg.NodeID)).Request(testContext(t), req)
+	if err != nil {
+		t.Fatalf("%T: %v", req, err)
+	}
+	return resp.(R)
+}
+
+// writeMarker sends WriteTxnMarkers for one marker on partition 0 of each topic and returns
+// the partitions' codes in order.
+func writeMarker(t testing.TB, cl *kgo.Client, b *Broker, pid int64, epoch int16, coordinatorEpoch int32, commit bool, topics ...string) []int16 {
+	t.Helper()
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	m := kmsg.NewWriteTxnMarkersRequestMarker()
+	m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed = pid, epoch, coordinatorEpoch, commit
+	for _, topic := range topics {
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = topic, []int32{0}
+		m.Topics = append(m.Topics, mt)
+	}
+	req.Markers = []kmsg.WriteTxnMarkersRequestMarker{m}
+	resp := direct[*kmsg.WriteTxnMarkersResponse](t, cl, b, req)
+	var codes []int16
+	for _, rt := range resp.Markers[0].Topics {
+		codes = append(codes, rt.Partitions[0].ErrorCode)
+	}
+	return codes
+}
+
+func describeProducers(t testing.TB, cl *kgo.Client, b *Broker, topic string) kmsg.DescribeProducersResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrDescribeProducersRequest()
+	rt := kmsg.NewDescribeProducersRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = []kmsg.DescribeProducersRequestTopic{rt}
+	return direct[*kmsg.DescribeProducersResponse](t, cl, b, req).Topics[0].Partitions[0]
+}
+
+// TestTransactionalProduceAndMarkers: a transactional producer's records are held from
+// read_committed consumers until WriteTxnMarkers commits them, and reported aborted after
+// an ABORT; clients may write neither control batches nor transactional ones without a
+// transactional id; markers and batches of a fenced epoch, and markers of an older
+// coordinator, are refused as Kafka refuses them; DescribeProducers shows the state.
+func TestTransactionalProduceAndMarkers(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "tx", 1, nil)
+	txnID := kmsg.StringPtr("t1")
+	const pid = 100
+
+	if p := produceTo(t, cl, "tx", nil, epochTxnRecords(t, pid, 0, 0, "x")); p.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("transactional batch without a transactional id: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceTo(t, cl, "tx", txnID, txnMarker(pid, true)); p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("a client's control batch: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produceTo(t, cl, "tx", txnID, epochTxnRecords(t, pid, 0, 0, "a", "b")); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("transactional produce: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if got := fetchOnce(t, cl, "tx", 0, 1); got.lastStable != 0 || got.values != nil {
+		t.Fatalf("read_committed with the transaction open: %+v", got)
+	}
+	if codes := writeMarker(t, cl, b, pid, 0, 3, true, "tx", "nosuch"); !slices.Equal(codes, []int16{0, kerr.UnknownTopicOrPartition.Code}) {
+		t.Fatalf("COMMIT markers: codes %v", codes)
+	}
+	if got := fetchOnce(t, cl, "tx", 0, 1); got.lastStable != 3 || !slices.Equal(got.values, []string{"a", "b"}) || got.aborted != nil {
+		t.Fatalf("read_committed after COMMIT: %+v", got)
+	}
+
+	// The next transaction aborts.
+	if p := produceTo(t, cl, "tx", txnID, epochTxnRecords(t, pid, 0, 2, "c")); p.ErrorCode != 0 || p.BaseOffset != 3 {
+		t.Fatalf("second transaction: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if codes := writeMarker(t, cl, b, pid, 0, 3, false, "tx"); codes[0] != 0 {
+		t.Fatalf("ABORT marker: %v", kerr.ErrorForCode(codes[0]))
+	}
+	got := fetchOnce(t, cl, "tx", 0, 1)
+	if got.lastStable != 5 || !slices.Equal(got.values, []string{"a", "b", "c"}) || !slices.Equal(got.aborted, []abortedTxn{{pid, 3}}) {
+		t.Fatalf("read_committed after ABORT: %+v, want the records with producer %d's transaction from 3 aborted", got, pid)
+	}
+
+	// Stale coordinator and producer epochs change nothing.
+	end := got.next
+	if codes := writeMarker(t, cl, b, pid, 0, 2, true, "tx"); codes[0] != kerr.TransactionCoordinatorFenced.Code {
+		t.Fatalf("marker from coordinator epoch 2 after 3: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if codes := writeMarker(t, cl, b, pid, 1, 4, false, "tx"); codes[0] != 0 { // the coordinator bumps the epoch
+		t.Fatalf("marker at epoch 1: %v", kerr.ErrorForCode(codes[0]))
+	}
+	end++
+	if codes := writeMarker(t, cl, b, pid, 0, 4, false, "tx"); codes[0] != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("marker at epoch 0 after 1: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if p := produceTo(t, cl, "tx", txnID, epochTxnRecords(t, pid, 0, 3, "zombie")); p.ErrorCode != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("produce at a fenced epoch: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if got := fetchOnce(t, cl, "tx", 0, 0); got.next != end || got.highWatermark != end {
+		t.Fatalf("refused writes changed the log: %+v, want it to end at %d", got, end)
+	}
+
+	dp := describeProducers(t, cl, b, "tx")
+	if dp.ErrorCode != 0 || len(dp.ActiveProducers) != 1 {
+		t.Fatalf("DescribeProducers: %+v", dp)
+	}
+	if ap := dp.ActiveProducers[0]; ap.ProducerID != pid || ap.ProducerEpoch != 1 || ap.CoordinatorEpoch != 4 || ap.CurrentTxnStartOffset != -1 || ap.LastSequence != -1 {
+		t.Fatalf("producer %d: %+v, want epoch 1, coordinator epoch 4, no transaction and no sequence at the new epoch", pid, ap)
+	}
+	if p := describeProducers(t, cl, b, "nosuch"); p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("DescribeProducers of an unknown topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+}
+
+// refusingVerifier answers KIP-890 verification with err, counting the questions.
+type refusingVerifier struct {
+	mu    sync.Mutex
+	err   error
+	asked []string
+}
+
+func (v *refusingVerifier) VerifyPartition(ctx context.Context, transactionalID string, producerID int64, epoch int16, topic string, partition int32) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.asked = append(v.asked, transactionalID+"/"+topic)
+	return v.err
+}
+
+func (v *refusingVerifier) set(err error) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.err = err
+	return len(v.asked)
+}
+
+// TestTransactionalProduceVerification: the first batch of a transaction in a partition is
+// written only if the transaction coordinator confirms the partition is in the producer's
+// transaction (KIP-890 part 1); a refusal is the produce's answer and writes nothing;
+// batches of a transaction already open here are not asked about.
+func TestTransactionalProduceVerification(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	v := &refusingVerifier{err: kerr.InvalidTxnState}
+	b.txnVerifier = v
+	cl := client(t, b)
+	createTopic(t, cl, "verified", 1, nil)
+	txnID := kmsg.StringPtr("t2")
+
+	if p := produceTo(t, cl, "verified", txnID, epochTxnRecords(t, 7, 0, 0, "late")); p.ErrorCode != kerr.InvalidTxnState.Code {
+		t.Fatalf("refused verification: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	part, _ := b.partition("verified", 0)
+	if end := part.Log().LogEndOffset(); end != 0 || part.Log().HasOpenTransaction(7) {
+		t.Fatalf("a refused produce wrote: log end %d", end)
+	}
+	if n := v.set(nil); n != 1 {
+		t.Fatalf("verifier asked %d times, want 1", n)
+	}
+	for seq, value := range []string{"a", "b"} {
+		if p := produceTo(t, cl, "verified", txnID, epochTxnRecords(t, 7, 0, int32(seq), value)); p.ErrorCode != 0 {
+			t.Fatalf("verified produce %d: %v", seq, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
+	if n := v.set(nil); n != 2 {
+		t.Fatalf("verifier asked %d times, want 2: the open transaction's second batch needs no asking", n)
+	}
+	// Idempotent, non-transactional batches are never verified.
+	idem, _ := record.Build(record.Header{BaseTimestamp: time.Now().UnixMilli(), ProducerID: 8, BaseSequence: 0}, []record.Record{{Value: []byte("i")}}, record.CodecNone)
+	if p := produceTo(t, cl, "verified", nil, idem); p.ErrorCode != 0 {
+		t.Fatalf("idempotent produce: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if n := v.set(nil); n != 2 {
+		t.Fatalf("verifier asked %d times after an idempotent produce, want 2", n)
+	}
+}
