@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/record"
 )
 
@@ -216,5 +217,68 @@ func TestTransactionalProduceVerification(t *testing.T) {
 	}
 	if n := v.set(nil); n != 2 {
 		t.Fatalf("verifier asked %d times after an idempotent produce, want 2", n)
+	}
+}
+
+// TestTxnOffsetCommitThroughMarkers: a transaction's offsets, written by TxnOffsetCommit to
+// __consumer_offsets, become the group's committed offsets only once WriteTxnMarkers
+// commits the transaction in the group's __consumer_offsets partition; until then a
+// RequireStable OffsetFetch is told UNSTABLE_OFFSET_COMMIT. A producer fenced by a newer
+// epoch cannot commit offsets.
+func TestTxnOffsetCommitThroughMarkers(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "in", 1, nil)
+	const pid, groupID = 200, "etl"
+	txnCommit := func(epoch int16, offset int64) int16 {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch, req.Generation = "t3", groupID, pid, epoch, -1
+		p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		p.Offset = offset
+		id, _ := b.TopicID("in") // version 6 names topics by id
+		req.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "in", TopicID: id, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}}}
+		return request[*kmsg.TxnOffsetCommitResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	fetch := func() (int16, int64) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.RequireStable = true
+		req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: groupID, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "in", Partitions: []int32{0}}}}}
+		p := request[*kmsg.OffsetFetchResponse](t, cl, req).Groups[0].Topics[0].Partitions[0]
+		return p.ErrorCode, p.Offset
+	}
+	marker := func(epoch int16, commit bool) int16 {
+		n, _ := b.PartitionCount(group.OffsetsTopic)
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		req.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: pid, ProducerEpoch: epoch, Committed: commit, CoordinatorEpoch: 1,
+			Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: group.OffsetsTopic, Partitions: []int32{group.PartitionFor(groupID, n)}}}}}
+		return direct[*kmsg.WriteTxnMarkersResponse](t, cl, b, req).Markers[0].Topics[0].Partitions[0].ErrorCode
+	}
+
+	if code := txnCommit(0, 42); code != 0 {
+		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(code))
+	}
+	if code, off := fetch(); code != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("RequireStable fetch with the transaction open: %v offset %d", kerr.ErrorForCode(code), off)
+	}
+	if code := marker(0, true); code != 0 {
+		t.Fatalf("COMMIT marker: %v", kerr.ErrorForCode(code))
+	}
+	if code, off := fetch(); code != 0 || off != 42 {
+		t.Fatalf("after COMMIT: %v offset %d, want 42", kerr.ErrorForCode(code), off)
+	}
+	if code := txnCommit(0, 50); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	if code := marker(1, false); code != 0 { // the coordinator fences epoch 0 and aborts
+		t.Fatalf("ABORT marker: %v", kerr.ErrorForCode(code))
+	}
+	if code, off := fetch(); code != 0 || off != 42 {
+		t.Fatalf("after ABORT: %v offset %d, want 42", kerr.ErrorForCode(code), off)
+	}
+	if code := txnCommit(0, 60); code != kerr.InvalidProducerEpoch.Code {
+		t.Fatalf("TxnOffsetCommit of a fenced epoch: %v", kerr.ErrorForCode(code))
+	}
+	if code, off := fetch(); code != 0 || off != 42 {
+		t.Fatalf("after the fenced commit: %v offset %d, want 42", kerr.ErrorForCode(code), off)
 	}
 }
