@@ -31,6 +31,8 @@ func errorCode(err error) int16 {
 		return kerr.UnknownProducerID.Code
 	case errors.Is(err, journal.ErrTransactionCoordinatorFenced):
 		return kerr.TransactionCoordinatorFenced.Code
+	case errors.Is(err, journal.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, partition.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	case partition.IsNotEnoughReplicas(err):

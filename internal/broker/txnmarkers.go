@@ -63,7 +63,7 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kafka.R
 				case !local || !part.IsLeader():
 					rp.ErrorCode = kerr.NotLeaderForPartition.Code
 				default:
-					res, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed)
+					res, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed, m.TransactionVersion)
 					b.noteStorageError(part, err)
 					if err != nil {
 						rp.ErrorCode = errorCode(err)

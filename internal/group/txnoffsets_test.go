@@ -62,7 +62,7 @@ func fetchStable(t *testing.T, c *Coordinator, version int16, group string, requ
 // the broker does once WriteTxnMarkers' marker is committed.
 func endTxn(t *testing.T, c *Coordinator, l *journal.Log, pid int64, epoch int16, commit bool) {
 	t.Helper()
-	if _, err := l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: 1, Commit: commit}, journal.AppendOptions{}); err != nil {
+	if _, err := l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: 1, Commit: commit}, 0, journal.AppendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c.CompleteTransaction(0, pid, commit)

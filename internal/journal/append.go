@@ -156,6 +156,11 @@ func (l *Log) writableLocked() error {
 func (l *Log) checkProducersLocked(headers []record.Header) (*batchMeta, error) {
 	var pending producerTable // later batches of one append see earlier ones
 	for _, h := range headers {
+		if _, open := l.txns[h.ProducerID]; open && h.ProducerID >= 0 && !h.IsTransactional() {
+			// Kafka's ProducerAppendInfo.appendDataBatch: a producer in a transaction
+			// writes transactionally until its marker.
+			return nil, fmt.Errorf("%w: producer %d wrote a non-transactional batch inside its open transaction", ErrInvalidTxnState, h.ProducerID)
+		}
 		if h.ProducerID < 0 || h.BaseSequence < 0 && !h.IsTransactional() {
 			continue
 		}

@@ -139,6 +139,8 @@ var (
 	// ErrTransactionCoordinatorFenced: a marker came from a transaction coordinator older
 	// than the one that wrote the producer's last marker.
 	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
+	// ErrInvalidTxnState: a producer with an open transaction wrote outside it.
+	ErrInvalidTxnState = errors.New("invalid transaction state")
 	ErrClosed                       = errors.New("log closed")
 	// ErrLogFailed: an earlier I/O error left the log in a state only a reopen can repair;
 	// it still serves reads of what was written before.

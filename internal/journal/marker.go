@@ -15,13 +15,15 @@ import (
 // ProducerAppendInfo.appendEndTxnMarker refuses it. A marker for a producer with no open
 // transaction here is written all the same, as Kafka writes it: the coordinator sends
 // markers to every partition of the transaction, and one may have received no data.
-func (l *Log) AppendMarker(m record.EndTxnMarker, opts AppendOptions) (AppendResult, error) {
+// transactionVersion is WriteTxnMarkers' (v2+): from 2 on, the marker's epoch must be
+// above the producer's (producerTable.checkMarker).
+func (l *Log) AppendMarker(m record.EndTxnMarker, transactionVersion int8, opts AppendOptions) (AppendResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
 		return AppendResult{}, err
 	}
-	if err := l.producers.checkMarker(m); err != nil {
+	if err := l.producers.checkMarker(m, transactionVersion, l.txns); err != nil {
 		return AppendResult{}, err
 	}
 	now := l.cfg.Now().UnixMilli()
@@ -40,8 +42,8 @@ func (l *Log) AppendMarker(m record.EndTxnMarker, opts AppendOptions) (AppendRes
 }
 
 // WaitMarker is AppendMarker followed by WaitDurable.
-func (l *Log) WaitMarker(ctx context.Context, m record.EndTxnMarker, opts AppendOptions) (AppendResult, error) {
-	res, err := l.AppendMarker(m, opts)
+func (l *Log) WaitMarker(ctx context.Context, m record.EndTxnMarker, transactionVersion int8, opts AppendOptions) (AppendResult, error) {
+	res, err := l.AppendMarker(m, transactionVersion, opts)
 	if err != nil {
 		return res, err
 	}

@@ -27,7 +27,7 @@ func epochTxnBatch(t testing.TB, pid int64, epoch int16, seq int32, n int, ts in
 }
 
 func appendMarker(l *Log, pid int64, epoch int16, coordinatorEpoch int32, commit bool) (AppendResult, error) {
-	return l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}, AppendOptions{})
+	return l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}, 0, AppendOptions{})
 }
 
 // TestAppendMarkerRefusals: a marker with an older producer epoch or from an older
@@ -65,6 +65,18 @@ func TestAppendMarkerRefusals(t *testing.T) {
 	if before.TxnStartOffset != 3 || before.CoordinatorEpoch != 5 || before.LastSequence != 2 || before.LastTimestamp != 1000 {
 		t.Fatalf("producer 7 with a transaction open at 3: %+v", before)
 	}
+	// Inside its transaction a producer writes transactionally only.
+	if _, err := l.Append(context.Background(), idemBatch(t, 7, 2, 3, 1), AppendOptions{}); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("non-transactional batch inside an open transaction: %v", err)
+	}
+	// Under transaction version 2 the coordinator bumps the epoch for every marker: one at
+	// the producer's epoch while its transaction is open is late.
+	if _, err := l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: 7, ProducerEpoch: 2, CoordinatorEpoch: 5}, 2, AppendOptions{}); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("TV2 marker at the producer's epoch: %v", err)
+	}
+	if after, _ := l.Producer(7); l.LogEndOffset() != end || after != before {
+		t.Fatalf("refusals changed the log: end %d (was %d), state %+v", l.LogEndOffset(), end, after)
+	}
 	// A transactional batch of an older epoch is fenced too.
 	if _, err := l.Append(context.Background(), epochTxnBatch(t, 7, 1, 3, 1, 1000), AppendOptions{}); !errors.Is(err, ErrInvalidProducerEpoch) {
 		t.Fatalf("batch of an older epoch: %v", err)
@@ -81,6 +93,11 @@ func TestAppendMarkerRefusals(t *testing.T) {
 	}
 	if got := l.AbortedTransactions(0, l.LogEndOffset()); len(got) != 1 || got[0].FirstOffset != 3 || got[0].LastOffset != res.BaseOffset {
 		t.Fatalf("aborted transactions: %+v", got)
+	}
+	// A TV2 marker repeated at the producer's epoch with no transaction open is a retry of
+	// one already written, and is written again.
+	if _, err := l.WaitMarker(context.Background(), record.EndTxnMarker{ProducerID: 7, ProducerEpoch: 3, CoordinatorEpoch: 6}, 2, AppendOptions{}); err != nil {
+		t.Fatalf("TV2 marker retry: %v", err)
 	}
 	// A producer this log never saw gets its marker written.
 	if _, err := appendMarker(l, 8, 0, 1, true); err != nil {

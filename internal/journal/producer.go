@@ -91,14 +91,22 @@ func (t producerTable) check(h record.Header) (dup *batchMeta, err error) {
 
 // checkMarker decides whether a transaction marker of producer m.ProducerID may be written,
 // as Kafka's ProducerAppendInfo.appendEndTxnMarker does: not with an epoch older than the
-// producer's, nor from a coordinator older than the one that wrote its last marker.
-func (t producerTable) checkMarker(m record.EndTxnMarker) error {
+// producer's, nor from a coordinator older than the one that wrote its last marker. Under
+// transaction version 2 (KIP-890 part 2) the coordinator bumps the epoch before every
+// marker, so one at the producer's epoch is late, unless it repeats a marker that was
+// written already (no transaction open): a retry, written again (KAFKA-19999).
+func (t producerTable) checkMarker(m record.EndTxnMarker, transactionVersion int8, open openTxns) error {
 	e, ok := t[m.ProducerID]
 	if !ok {
 		return nil
 	}
-	if m.ProducerEpoch < e.epoch {
-		return fmt.Errorf("%w: marker for producer %d has epoch %d, older than %d", ErrInvalidProducerEpoch, m.ProducerID, m.ProducerEpoch, e.epoch)
+	stale := m.ProducerEpoch < e.epoch
+	if transactionVersion >= 2 && m.ProducerEpoch == e.epoch {
+		_, ongoing := open[m.ProducerID]
+		stale = ongoing
+	}
+	if stale {
+		return fmt.Errorf("%w: marker for producer %d has epoch %d, last seen %d (transaction version %d)", ErrInvalidProducerEpoch, m.ProducerID, m.ProducerEpoch, e.epoch, transactionVersion)
 	}
 	if m.CoordinatorEpoch < e.coordinatorEpoch {
 		return fmt.Errorf("%w: marker for producer %d from coordinator epoch %d, older than %d", ErrTransactionCoordinatorFenced, m.ProducerID, m.CoordinatorEpoch, e.coordinatorEpoch)

@@ -370,15 +370,15 @@ func (p *Partition) Close() error {
 // AppendMarker writes, as leader, the marker that commits or aborts producerID's
 // transaction (WriteTxnMarkers) and returns without waiting; follow with WaitCommitted,
 // acksAll, as Kafka appends markers with required acks -1. The journal refuses a stale
-// producer or coordinator epoch.
-func (p *Partition) AppendMarker(producerID int64, epoch int16, coordinatorEpoch int32, commit bool) (journal.AppendResult, error) {
+// producer or coordinator epoch; transactionVersion is the request's (2: KIP-890 part 2).
+func (p *Partition) AppendMarker(producerID int64, epoch int16, coordinatorEpoch int32, commit bool, transactionVersion int8) (journal.AppendResult, error) {
 	p.roles.RLock()
 	defer p.roles.RUnlock()
 	if p.Leader() != p.self {
 		return journal.AppendResult{}, ErrNotLeader
 	}
 	m := record.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
-	res, err := p.log.AppendMarker(m, journal.AppendOptions{LeaderEpoch: p.epoch.Load()})
+	res, err := p.log.AppendMarker(m, transactionVersion, journal.AppendOptions{LeaderEpoch: p.epoch.Load()})
 	if err == nil && !p.log.SyncsEachAppend() {
 		p.synced()
 	}
