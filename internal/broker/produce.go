@@ -144,6 +144,7 @@ func refuseProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code in
 // is there); control batches are the coordinator's alone.
 func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition, records []byte, transactionalID *string, maxBytes int64, logAppendTime bool, rules recordRules, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	prod, err := record.SplitProduced(records) // the one CRC pass: the journal writes prod as checked here
+	var verification journal.Verification
 	if err == nil {
 		for i, batch := range prod.Batches {
 			h := prod.Headers[i]
@@ -160,7 +161,7 @@ func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition,
 				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				err = fmt.Errorf("transactional batch without a transactional id")
 			case h.IsTransactional() && i == 0:
-				err = b.verifyTransaction(ctx, part, *transactionalID, h)
+				verification, err = b.verifyTransaction(ctx, part, *transactionalID, h)
 				if err != nil {
 					rp.ErrorCode = errorCode(err)
 				}
@@ -177,7 +178,7 @@ func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition,
 	}
 	var res journal.AppendResult
 	if err == nil {
-		res, err = part.AppendProduced(prod, logAppendTime, acksAll, minISR)
+		res, err = part.AppendProduced(prod, logAppendTime, acksAll, minISR, verification)
 	}
 	if err != nil {
 		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
@@ -198,15 +199,21 @@ func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition,
 // transaction in this partition, whether the partition is in the producer's ongoing
 // transaction (KIP-890 part 1, TxnVerifier). A producer whose transaction is already open
 // here needs no asking: Kafka's ReplicaManager.appendRecords verifies only when the
-// producer state has no ongoing transaction.
-func (b *Broker) verifyTransaction(ctx context.Context, part *partition.Partition, transactionalID string, h record.Header) error {
-	if b.txnVerifier == nil || part.Log().HasOpenTransaction(h.ProducerID) {
-		return nil
+// producer state has no ongoing transaction. The guard taken before asking goes with the
+// append, which the journal refuses if the transaction ended meanwhile.
+func (b *Broker) verifyTransaction(ctx context.Context, part *partition.Partition, transactionalID string, h record.Header) (journal.Verification, error) {
+	if b.txnVerifier == nil {
+		return journal.Verification{}, nil
 	}
+	v := journal.Verification{Required: true}
+	if part.Log().HasOpenTransaction(h.ProducerID) {
+		return v, nil // a marker before the append leaves no guard to match: refused there
+	}
+	v.Guard = part.Log().StartVerification(h.ProducerID)
 	if err := b.txnVerifier.VerifyPartition(ctx, transactionalID, h.ProducerID, h.ProducerEpoch, part.Topic, part.ID); err != nil {
-		return fmt.Errorf("transaction %q of producer %d epoch %d does not hold %s-%d: %w", transactionalID, h.ProducerID, h.ProducerEpoch, part.Topic, part.ID, err)
+		return v, fmt.Errorf("transaction %q of producer %d epoch %d does not hold %s-%d: %w", transactionalID, h.ProducerID, h.ProducerEpoch, part.Topic, part.ID, err)
 	}
-	return nil
+	return v, nil
 }
 
 // ReleasesFrame implements kafka.FrameReleaser: handleProduce appends the request's record

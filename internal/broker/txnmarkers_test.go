@@ -282,3 +282,38 @@ func TestTxnOffsetCommitThroughMarkers(t *testing.T) {
 		t.Fatalf("after the fenced commit: %v offset %d, want 42", kerr.ErrorForCode(code), off)
 	}
 }
+
+// verifierFunc is a TxnVerifier that runs a function.
+type verifierFunc func(producerID int64, epoch int16) error
+
+func (f verifierFunc) VerifyPartition(ctx context.Context, transactionalID string, producerID int64, epoch int16, topic string, partition int32) error {
+	return f(producerID, epoch)
+}
+
+// TestVerifiedProduceOvertakenByMarker: the delayed produce of Jepsen's hanging-transaction
+// scenario. The coordinator confirms the partition, but the transaction's ABORT marker
+// lands before the produce's batch: the batch is refused (INVALID_TXN_STATE) and opens no
+// transaction that would hold the last stable offset forever.
+func TestVerifiedProduceOvertakenByMarker(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "late", 1, nil)
+	part, _ := b.partition("late", 0)
+	b.txnVerifier = verifierFunc(func(pid int64, epoch int16) error {
+		// The coordinator said yes, then the transaction timed out and was aborted.
+		_, err := part.AppendMarker(pid, epoch, 1, false, 0)
+		return err
+	})
+	if p := produceTo(t, cl, "late", kmsg.StringPtr("t4"), epochTxnRecords(t, 9, 0, 0, "late")); p.ErrorCode != kerr.InvalidTxnState.Code {
+		t.Fatalf("produce overtaken by its transaction's marker: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if part.Log().HasOpenTransaction(9) {
+		t.Fatal("the late batch opened a transaction")
+	}
+	if err := part.WaitCommitted(testContext(t), 1, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	if lso, end := part.LastStableOffset(), part.Log().LogEndOffset(); lso != end || end != 1 {
+		t.Fatalf("LSO %d, log end %d: want both at 1, after the marker alone", lso, end)
+	}
+}

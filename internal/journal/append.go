@@ -12,6 +12,10 @@ import (
 type AppendOptions struct {
 	LeaderEpoch   int32 // stamped into every batch and recorded in the epoch cache
 	LogAppendTime bool  // message.timestamp.type=LogAppendTime
+	// Verification, when Required, is what a transactional batch that opens a transaction
+	// must carry: the guard StartVerification gave before the transaction coordinator
+	// confirmed the partition (KIP-890 part 1, verify_txn.go).
+	Verification Verification
 }
 
 // AppendResult says where an append landed.
@@ -57,6 +61,9 @@ func (l *Log) AppendProduced(prod record.Produced, opts AppendOptions) (AppendRe
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := l.checkVerifiedLocked(headers, opts.Verification); err != nil {
 		return AppendResult{}, err
 	}
 	if dup, err := l.checkProducersLocked(headers); err != nil || dup != nil {

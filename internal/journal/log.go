@@ -38,6 +38,7 @@ type Log struct {
 	epochs    epochCache
 	producers producerTable
 	txns      openTxns // open transactions (txn.go)
+	verifying verifications // KIP-890 verifications under way (verify_txn.go)
 	changed   chan struct{}
 	deleting  []*pendingDelete
 	closed    bool

@@ -37,6 +37,10 @@ func (l *Log) AppendMarker(m record.EndTxnMarker, transactionVersion int8, opts 
 	if err := l.writeLocked(batch, []record.Header{h}, now); err != nil {
 		return AppendResult{}, err
 	}
+	// A verification begun before the transaction ended is for the ended one: a produce
+	// that carries it must not open a new transaction (Kafka clears the producer's
+	// VerificationStateEntry with the marker).
+	delete(l.verifying, m.ProducerID)
 	l.kickSync()
 	return AppendResult{BaseOffset: h.BaseOffset, LastOffset: h.BaseOffset, LogAppendTime: now, LogStartOffset: l.logStart, Records: 1}, nil
 }
@@ -103,5 +107,7 @@ func (l *Log) producerStateLocked(id int64, e *producerEntry) ProducerState {
 func (l *Log) ExpireProducers() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.producers.expire(l.cfg.Now().UnixMilli(), l.cfg.ProducerIDExpiration, l.txns)
+	now := l.cfg.Now().UnixMilli()
+	l.verifying.expire(now, l.cfg.ProducerIDExpiration)
+	return l.producers.expire(now, l.cfg.ProducerIDExpiration, l.txns)
 }

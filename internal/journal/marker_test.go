@@ -215,3 +215,42 @@ func TestExpireProducers(t *testing.T) {
 		t.Fatalf("expired %d, left %v; want 1 and [2]", n, ids())
 	}
 }
+
+// TestVerificationGuard (KIP-890 part 1): an append that opens a transaction under required
+// verification must carry the producer's current guard; a marker written while the
+// coordinator was being asked withdraws it, so the late batch opens no transaction.
+func TestVerificationGuard(t *testing.T) {
+	l := openLog(t, t.TempDir(), quietConfig())
+	defer l.Close()
+	appendVerified := func(v Verification, seq int32) error {
+		_, err := l.Append(context.Background(), epochTxnBatch(t, 7, 0, seq, 1, 1000), AppendOptions{Verification: v})
+		return err
+	}
+	stale := l.StartVerification(7)
+	if _, err := appendMarker(l, 7, 0, 1, false); err != nil { // the transaction ends meanwhile
+		t.Fatal(err)
+	}
+	if err := appendVerified(Verification{Required: true, Guard: stale}, 0); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("batch verified before the marker: %v", err)
+	}
+	replaced := l.StartVerification(7)
+	current := l.StartVerification(7)
+	if err := appendVerified(Verification{Required: true, Guard: replaced}, 0); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("batch with a replaced guard: %v", err)
+	}
+	if err := appendVerified(Verification{Required: true}, 0); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("batch with no guard: %v", err)
+	}
+	if end := l.LogEndOffset(); end != 1 || l.HasOpenTransaction(7) {
+		t.Fatalf("refused batches were written: log end %d", end)
+	}
+	if err := appendVerified(Verification{Required: true, Guard: current}, 0); err != nil {
+		t.Fatalf("batch with the current guard: %v", err)
+	}
+	if err := appendVerified(Verification{Required: true}, 1); err != nil {
+		t.Fatalf("second batch of the open transaction: %v", err)
+	}
+	if err := appendVerified(Verification{}, 2); err != nil {
+		t.Fatalf("batch without verification: %v", err)
+	}
+}
