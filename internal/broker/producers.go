@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,4 +55,21 @@ func (b *Broker) handleDescribeProducers(req *kmsg.DescribeProducersRequest) kaf
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// producerExpirationCheck is Kafka's producer.id.expiration.check.interval.ms default: how
+// often every log forgets its producers idle past producer.id.expiration.ms.
+const producerExpirationCheck = 10 * time.Minute
+
+// runProducerExpiry expires idle producers in every local log, as Kafka's LogManager
+// schedules UnifiedLog.removeExpiredProducers; a producer with an open transaction stays.
+func (b *Broker) runProducerExpiry(ctx context.Context) {
+	defer b.bg.Done()
+	everyTick(ctx, producerExpirationCheck, func() {
+		for _, p := range b.localPartitions() {
+			if n := p.Log().ExpireProducers(); n > 0 {
+				b.log.Debug("expired idle producers", "topic", p.Topic, "partition", p.ID, "count", n)
+			}
+		}
+	})
 }
