@@ -71,14 +71,14 @@ func TestCleanTransactions(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir, cleanConfig(clock, 4<<10))
 	mustAppend(t, l, buildUpdates(t, []update{{key: []byte("a"), value: []byte("v1")}}, 1, record.CodecNone)) // 0
-	mustAppend(t, l, keyedTxnBatch(t, 5, "a", "aborted"))                                                    // 1
-	mustAppend(t, l, marker(5, false))                                                                       // 2
-	mustAppend(t, l, keyedTxnBatch(t, 6, "b", "x"))                                                          // 3
-	mustAppend(t, l, marker(6, true))                                                                        // 4
-	mustAppend(t, l, keyedTxnBatch(t, 7, "c", "y"))                                                          // 5
-	mustAppend(t, l, marker(7, true))                                                                        // 6
-	mustAppend(t, l, buildUpdates(t, []update{{key: []byte("c"), value: []byte("z")}}, 1, record.CodecNone)) // 7
-	for i := 0; i < 100; i++ { // another key rolls segments past them
+	mustAppend(t, l, keyedTxnBatch(t, 5, "a", "aborted"))                                                     // 1
+	mustAppend(t, l, marker(5, false))                                                                        // 2
+	mustAppend(t, l, keyedTxnBatch(t, 6, "b", "x"))                                                           // 3
+	mustAppend(t, l, marker(6, true))                                                                         // 4
+	mustAppend(t, l, keyedTxnBatch(t, 7, "c", "y"))                                                           // 5
+	mustAppend(t, l, marker(7, true))                                                                         // 6
+	mustAppend(t, l, buildUpdates(t, []update{{key: []byte("c"), value: []byte("z")}}, 1, record.CodecNone))  // 7
+	for i := 0; i < 100; i++ {                                                                                // another key rolls segments past them
 		mustAppend(t, l, buildUpdates(t, []update{{key: []byte("f"), value: []byte(strings.Repeat("f", 100))}}, 1, record.CodecNone))
 	}
 	want := table{"a": "v1", "b": "x", "c": "z", "f": strings.Repeat("f", 100)}

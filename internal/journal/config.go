@@ -141,7 +141,7 @@ var (
 	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
 	// ErrInvalidTxnState: a producer with an open transaction wrote outside it.
 	ErrInvalidTxnState = errors.New("invalid transaction state")
-	ErrClosed                       = errors.New("log closed")
+	ErrClosed          = errors.New("log closed")
 	// ErrLogFailed: an earlier I/O error left the log in a state only a reopen can repair;
 	// it still serves reads of what was written before.
 	ErrLogFailed = errors.New("log failed after an I/O error")

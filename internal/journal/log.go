@@ -37,7 +37,7 @@ type Log struct {
 	logEnd    int64
 	epochs    epochCache
 	producers producerTable
-	txns      openTxns // open transactions (txn.go)
+	txns      openTxns      // open transactions (txn.go)
 	verifying verifications // KIP-890 verifications under way (verify_txn.go)
 	changed   chan struct{}
 	deleting  []*pendingDelete

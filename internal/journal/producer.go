@@ -58,7 +58,8 @@ type producerTable map[int64]*producerEntry
 // check decides what to do with a batch from an idempotent or transactional producer:
 // accept it, report it as a duplicate of an earlier batch (returned), or reject it. An older
 // epoch is refused whatever the batch (Kafka's ProducerAppendInfo.checkProducerEpoch: since
-// KIP-588 with INVALID_PRODUCER_EPOCH, which lets the client abort and retry); sequences are
+// KIP-588 with INVALID_PRODUCER_EPOCH, which lets the client abort and retry, and in every
+// Produce version since KAFKA-10687); sequences are
 // checked only for batches that carry them and producers with batches remembered.
 func (t producerTable) check(h record.Header) (dup *batchMeta, err error) {
 	e, ok := t[h.ProducerID]
