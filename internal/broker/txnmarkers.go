@@ -11,6 +11,7 @@ import (
 	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
+	"github.com/strand-data/strand/internal/record"
 )
 
 // markerTimeout bounds the wait for a marker's commit; the request has no timeout of its
@@ -22,6 +23,7 @@ type pendingMarker struct {
 	part       *partition.Partition
 	resp       *kmsg.WriteTxnMarkersResponseMarkerTopicPartition
 	end        int64
+	minISR     int
 	producerID int64
 	commit     bool
 }
@@ -31,7 +33,8 @@ type pendingMarker struct {
 // does: each partition must be led here; the journal refuses a stale producer epoch
 // (INVALID_PRODUCER_EPOCH) or coordinator epoch (TRANSACTION_COORDINATOR_FENCED); an
 // accepted marker is answered once committed, acks=all as Kafka appends markers with
-// required acks -1. Once a marker in a __consumer_offsets partition is committed, the group
+// required acks -1 (so min.insync.replicas holds: NOT_ENOUGH_REPLICAS, which the
+// coordinator retries). Once a marker in a __consumer_offsets partition is committed, the group
 // coordinator makes the transaction's offsets visible or drops them
 // (GroupCoordinator.scheduleHandleTxnCompletion).
 func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kafka.Response {
@@ -50,6 +53,7 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kafka.R
 			rt.Topic = t.Topic
 			rt.Partitions = make([]kmsg.WriteTxnMarkersResponseMarkerTopicPartition, len(t.Partitions))
 			topic, known := s.Topics[t.Topic]
+			minISR := int(s.TopicConfigInt(t.Topic, "min.insync.replicas"))
 			for pi, id := range t.Partitions {
 				rp := &rt.Partitions[pi]
 				*rp = kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
@@ -63,14 +67,15 @@ func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kafka.R
 				case !local || !part.IsLeader():
 					rp.ErrorCode = kerr.NotLeaderForPartition.Code
 				default:
-					res, err := part.AppendMarker(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Committed, m.TransactionVersion)
+					marker := record.EndTxnMarker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, CoordinatorEpoch: m.CoordinatorEpoch, Commit: m.Committed}
+					res, err := part.AppendMarker(marker, m.TransactionVersion, minISR)
 					b.noteStorageError(part, err)
 					if err != nil {
 						rp.ErrorCode = errorCode(err)
 						b.log.Debug("transaction marker refused", "topic", t.Topic, "partition", id, "producer", m.ProducerID, "err", err)
 						continue
 					}
-					waits = append(waits, pendingMarker{part: part, resp: rp, end: res.LastOffset + 1, producerID: m.ProducerID, commit: m.Committed})
+					waits = append(waits, pendingMarker{part: part, resp: rp, end: res.LastOffset + 1, minISR: minISR, producerID: m.ProducerID, commit: m.Committed})
 				}
 			}
 		}
@@ -96,7 +101,7 @@ func (p pendingMarkers) Wait(ctx context.Context) kafka.Response {
 		wg.Add(1)
 		go func(w *pendingMarker) {
 			defer wg.Done()
-			if err := w.part.WaitCommitted(ctx, w.end, true, 1); err != nil {
+			if err := w.part.WaitCommitted(ctx, w.end, true, w.minISR); err != nil {
 				w.resp.ErrorCode = errorCode(err)
 				return
 			}

@@ -301,7 +301,7 @@ func TestVerifiedProduceOvertakenByMarker(t *testing.T) {
 	part, _ := b.partition("late", 0)
 	b.txnVerifier = verifierFunc(func(pid int64, epoch int16) error {
 		// The coordinator said yes, then the transaction timed out and was aborted.
-		_, err := part.AppendMarker(pid, epoch, 1, false, 0)
+		_, err := part.AppendMarker(record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: 1}, 0, 1)
 		return err
 	})
 	if p := produceTo(t, cl, "late", kmsg.StringPtr("t4"), epochTxnRecords(t, 9, 0, 0, "late")); p.ErrorCode != kerr.InvalidTxnState.Code {
@@ -315,5 +315,20 @@ func TestVerifiedProduceOvertakenByMarker(t *testing.T) {
 	}
 	if lso, end := part.LastStableOffset(), part.Log().LogEndOffset(); lso != end || end != 1 {
 		t.Fatalf("LSO %d, log end %d: want both at 1, after the marker alone", lso, end)
+	}
+}
+
+// TestMarkerNeedsMinInSyncReplicas: markers are appended as acks=all, so a partition whose
+// ISR is below min.insync.replicas refuses them with NOT_ENOUGH_REPLICAS, which the
+// coordinator retries, and writes nothing.
+func TestMarkerNeedsMinInSyncReplicas(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	cl := client(t, b)
+	createTopic(t, cl, "fewisr", 1, map[string]string{"min.insync.replicas": "2"})
+	if codes := writeMarker(t, cl, b, 1, 0, 1, true, "fewisr"); codes[0] != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("marker with 1 in-sync replica of 2 required: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if part, _ := b.partition("fewisr", 0); part.Log().LogEndOffset() != 0 {
+		t.Fatalf("the refused marker was written: log end %d", part.Log().LogEndOffset())
 	}
 }

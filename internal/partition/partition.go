@@ -368,17 +368,23 @@ func (p *Partition) Close() error {
 	return p.log.Close()
 }
 
-// AppendMarker writes, as leader, the marker that commits or aborts producerID's
+// AppendMarker writes, as leader, the marker m that commits or aborts its producer's
 // transaction (WriteTxnMarkers) and returns without waiting; follow with WaitCommitted,
-// acksAll, as Kafka appends markers with required acks -1. The journal refuses a stale
-// producer or coordinator epoch; transactionVersion is the request's (2: KIP-890 part 2).
-func (p *Partition) AppendMarker(producerID int64, epoch int16, coordinatorEpoch int32, commit bool, transactionVersion int8) (journal.AppendResult, error) {
+// acksAll, as Kafka appends markers with required acks -1, which also refuses the append
+// while the ISR is below minISR (min.insync.replicas). The journal refuses a stale producer
+// or coordinator epoch; transactionVersion is the request's (2: KIP-890 part 2).
+func (p *Partition) AppendMarker(m record.EndTxnMarker, transactionVersion int8, minISR int) (journal.AppendResult, error) {
 	p.roles.RLock()
 	defer p.roles.RUnlock()
-	if p.Leader() != p.self {
+	p.mu.Lock()
+	leader, isr := p.leader, len(p.isr)
+	p.mu.Unlock()
+	switch {
+	case leader != p.self:
 		return journal.AppendResult{}, ErrNotLeader
+	case isr < minISR:
+		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
 	}
-	m := record.EndTxnMarker{ProducerID: producerID, ProducerEpoch: epoch, CoordinatorEpoch: coordinatorEpoch, Commit: commit}
 	res, err := p.log.AppendMarker(m, transactionVersion, journal.AppendOptions{LeaderEpoch: p.epoch.Load()})
 	if err == nil && !p.log.SyncsEachAppend() {
 		p.synced()
