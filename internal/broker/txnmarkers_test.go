@@ -332,3 +332,80 @@ func TestMarkerNeedsMinInSyncReplicas(t *testing.T) {
 		t.Fatalf("the refused marker was written: log end %d", part.Log().LogEndOffset())
 	}
 }
+
+// TestTransactionsAcrossRestart: what markers and transactional offsets left survives a
+// restart: the coordinator epoch still fences an older coordinator's marker, an open
+// transaction still holds the last stable offset, and a transaction's pending offsets are
+// replayed as pending until its COMMIT marker.
+func TestTransactionsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := startBroker(t, dir)
+	cl := client(t, b)
+	createTopic(t, cl, "rs", 1, nil)
+	const pid, groupID = 300, "rsg"
+	txnID := kmsg.StringPtr("t5")
+	if p := produceTo(t, cl, "rs", txnID, epochTxnRecords(t, pid, 0, 0, "a")); p.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(p.ErrorCode))
+	}
+	if codes := writeMarker(t, cl, b, pid, 0, 5, true, "rs"); codes[0] != 0 {
+		t.Fatal(kerr.ErrorForCode(codes[0]))
+	}
+	if p := produceTo(t, cl, "rs", txnID, epochTxnRecords(t, pid, 0, 1, "b")); p.ErrorCode != 0 || p.BaseOffset != 2 {
+		t.Fatalf("second transaction: %v at %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.TransactionalID, commit.Group, commit.ProducerID, commit.Generation = *txnID, groupID, pid, -1
+	id, _ := b.TopicID("rs")
+	commit.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "rs", TopicID: id, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 3, LeaderEpoch: -1}}}}
+	if code := request[*kmsg.TxnOffsetCommitResponse](t, cl, commit).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(code))
+	}
+	cl.Close()
+	stop()
+
+	b, _ = startBroker(t, dir)
+	cl = client(t, b)
+	if codes := writeMarker(t, cl, b, pid, 0, 4, true, "rs"); codes[0] != kerr.TransactionCoordinatorFenced.Code {
+		t.Fatalf("marker of an older coordinator after the restart: %v", kerr.ErrorForCode(codes[0]))
+	}
+	if got := fetchOnce(t, cl, "rs", 0, 1); got.lastStable != 2 || !slices.Equal(got.values, []string{"a"}) {
+		t.Fatalf("read_committed after the restart: %+v, want the open transaction to hold the LSO at 2", got)
+	}
+	fetch := func() (int16, int64) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			req := kmsg.NewPtrOffsetFetchRequest()
+			req.RequireStable = true
+			req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: groupID, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "rs", Partitions: []int32{0}}}}}
+			g := request[*kmsg.OffsetFetchResponse](t, cl, req).Groups[0]
+			if (g.ErrorCode == kerr.NotCoordinator.Code || g.ErrorCode == kerr.CoordinatorLoadInProgress.Code) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond) // the coordinator loads __consumer_offsets
+				continue
+			}
+			if g.ErrorCode != 0 {
+				t.Fatalf("OffsetFetch: %v", kerr.ErrorForCode(g.ErrorCode))
+			}
+			p := g.Topics[0].Partitions[0]
+			return p.ErrorCode, p.Offset
+		}
+	}
+	if code, _ := fetch(); code != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("replayed transactional offset: %v, want UNSTABLE_OFFSET_COMMIT", kerr.ErrorForCode(code))
+	}
+	n, _ := b.PartitionCount(group.OffsetsTopic)
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	req.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: pid, ProducerEpoch: 0, Committed: true, CoordinatorEpoch: 5,
+		Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "rs", Partitions: []int32{0}}, {Topic: group.OffsetsTopic, Partitions: []int32{group.PartitionFor(groupID, n)}}}}}
+	for _, rt := range direct[*kmsg.WriteTxnMarkersResponse](t, cl, b, req).Markers[0].Topics {
+		if code := rt.Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("COMMIT marker in %s: %v", rt.Topic, kerr.ErrorForCode(code))
+		}
+	}
+	if code, off := fetch(); code != 0 || off != 3 {
+		t.Fatalf("after COMMIT: %v offset %d, want 3", kerr.ErrorForCode(code), off)
+	}
+	if got := fetchOnce(t, cl, "rs", 0, 1); !slices.Equal(got.values, []string{"a", "b"}) {
+		t.Fatalf("read_committed after COMMIT: %+v", got)
+	}
+}
