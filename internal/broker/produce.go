@@ -160,11 +160,6 @@ func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition,
 			case h.IsTransactional() && transactionalID == nil:
 				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				err = fmt.Errorf("transactional batch without a transactional id")
-			case h.IsTransactional() && i == 0:
-				verification, err = b.verifyTransaction(ctx, part, *transactionalID, h)
-				if err != nil {
-					rp.ErrorCode = errorCode(err)
-				}
 			case rules.needsRecords(h):
 				if err = validateRecords(batch, h, rules, time.Now(), rp); err != nil {
 					return 0, err
@@ -173,6 +168,14 @@ func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition,
 			if err != nil {
 				rp.ErrorMessage = errorMessage(err)
 				return 0, err
+			}
+		}
+	}
+	if err == nil {
+		for _, h := range prod.Headers {
+			if h.IsTransactional() { // the loop above saw transactionalID for it
+				verification, err = b.verifyTransaction(ctx, part, *transactionalID, h)
+				break
 			}
 		}
 	}

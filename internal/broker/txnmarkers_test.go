@@ -147,6 +147,13 @@ func TestTransactionalProduceAndMarkers(t *testing.T) {
 		t.Fatalf("refused writes changed the log: %+v, want it to end at %d", got, end)
 	}
 
+	// A transactional batch gets the record checks of any other: a compacted topic's
+	// records need keys.
+	createTopic(t, cl, "txcompact", 1, map[string]string{"cleanup.policy": "compact"})
+	if p := produceTo(t, cl, "txcompact", txnID, epochTxnRecords(t, pid, 1, 0, "keyless")); p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("keyless transactional record to a compacted topic: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+
 	dp := describeProducers(t, cl, b, "tx")
 	if dp.ErrorCode != 0 || len(dp.ActiveProducers) != 1 {
 		t.Fatalf("DescribeProducers: %+v", dp)
