@@ -132,38 +132,42 @@ func (c *Coordinator) txnCommit(r *kmsg.TxnOffsetCommitRequest) (kmsg.Response, 
 	}
 }
 
-// validateTxnCommitLocked is Kafka's GroupCoordinator.validateOffsetCommit with
-// isTransactional: a transactional commit is checked against the group only for what the
-// request says of its member (generation >= 0, a member id, an instance id), and is taken
-// in any state, also while the group rebalances. An unknown group is an empty one.
+// validateTxnCommitLocked decides whether a group takes a TxnOffsetCommit, as Kafka 4.x
+// does (OffsetMetadataManager.validateTransactionalOffsetCommit, then
+// ClassicGroup.validateOffsetCommit or ConsumerGroup.validateOffsetCommit with
+// isTransactional; 3.x GroupCoordinator.doTxnCommitOffsets agrees but for the member id of
+// a commit from outside an empty group, which 4.x ignores as commit does here). A group
+// that does not exist takes a commit from outside any group as a group of its own; the
+// member is checked only for what the request carries (generation, member id, instance id:
+// KIP-447 fences a zombie's transaction through them); unlike OffsetCommit, a transactional
+// commit is taken while the group completes a rebalance.
 func (c *Coordinator) validateTxnCommitLocked(r *kmsg.TxnOffsetCommitRequest) int16 {
 	g := c.groups[r.Group]
-	if r.Generation < 0 && r.MemberID == "" && r.InstanceID == nil {
+	switch {
+	case g == nil && r.Generation < 0:
 		return 0
-	}
-	if g != nil && g.isConsumerGroup() {
-		// KIP-848: the member's epoch stands for the generation
-		// (OffsetMetadataManager.validateTransactionalOffsetCommit).
+	case g == nil:
+		return kerr.IllegalGeneration.Code
+	case g.isConsumerGroup():
+		// KIP-848: the member's epoch stands for the generation.
+		if r.Generation < 0 && !g.hasMembers() {
+			return 0
+		}
 		return g.consumer.checkEpoch(r.MemberID, r.Generation)
-	}
-	if g == nil {
-		if r.MemberID != "" {
-			return kerr.UnknownMemberID.Code
-		}
-		if r.Generation >= 0 {
-			return kerr.IllegalGeneration.Code
-		}
+	case r.Generation < 0 && g.state == stateEmpty:
+		return 0
+	case r.Generation < 0 && r.MemberID == "" && r.InstanceID == nil:
 		return 0
 	}
+	// ClassicGroup.validateMember: a static member by its instance, others by their id.
 	if r.InstanceID != nil && *r.InstanceID != "" {
-		if m := g.staticMember(*r.InstanceID); m != nil && m.id != r.MemberID {
-			return kerr.FencedInstanceID.Code
+		if code := g.validateInstance(r.MemberID, r.InstanceID); code != 0 {
+			return code
 		}
-	}
-	if r.MemberID != "" && g.members[r.MemberID] == nil {
+	} else if g.members[r.MemberID] == nil {
 		return kerr.UnknownMemberID.Code
 	}
-	if r.Generation >= 0 && r.Generation != g.generation {
+	if r.Generation != g.generation {
 		return kerr.IllegalGeneration.Code
 	}
 	return 0

@@ -151,23 +151,26 @@ func TestTxnOffsetCommitPendingUntilMarker(t *testing.T) {
 	}
 }
 
-// TestTxnOffsetCommitFencing: Kafka's validateOffsetCommit with isTransactional checks the
-// member only for what the request carries (KIP-447), takes the commit while the group
-// completes a rebalance, and treats an unknown group as an empty one.
+// TestTxnOffsetCommitFencing: Kafka's transactional offset commit validation (4.x
+// ClassicGroup.validateOffsetCommit with isTransactional) checks the member only for what
+// the request carries (KIP-447), takes the commit while the group completes a rebalance,
+// and treats an unknown group as a simple group of its own when the commit comes from
+// outside any group.
 func TestTxnOffsetCommitFencing(t *testing.T) {
 	f := newClassicFixture(t, stateCompletingRebalance)
-	other := kmsg.StringPtr("other-instance")
 	cases := []struct {
 		name string
 		req  txnCommit
 		want int16
 	}{
 		{"member of the generation while completing a rebalance", txnCommit{memberID: f.follower, generation: f.generation}, 0},
+		{"static member of the generation", txnCommit{memberID: f.static, instanceID: kmsg.StringPtr(staticInstance), generation: f.generation}, 0},
 		{"no member data", txnCommit{generation: -1}, 0},
 		{"old generation", txnCommit{memberID: f.follower, generation: f.generation - 1}, kerr.IllegalGeneration.Code},
+		{"member without its generation", txnCommit{memberID: f.follower, generation: -1}, kerr.IllegalGeneration.Code},
 		{"unknown member", txnCommit{memberID: "ghost", generation: f.generation}, kerr.UnknownMemberID.Code},
 		{"static instance of another member", txnCommit{memberID: f.follower, instanceID: kmsg.StringPtr(staticInstance), generation: f.generation}, kerr.FencedInstanceID.Code},
-		{"unknown static instance", txnCommit{memberID: f.follower, instanceID: other, generation: f.generation}, 0},
+		{"unknown static instance", txnCommit{memberID: f.follower, instanceID: kmsg.StringPtr("other-instance"), generation: f.generation}, kerr.UnknownMemberID.Code},
 	}
 	for _, c := range cases {
 		c.req.group, c.req.pid, c.req.offset = tableGroup, 3, 5
@@ -176,21 +179,51 @@ func TestTxnOffsetCommitFencing(t *testing.T) {
 		}
 	}
 	unknown := []struct {
+		name  string
+		group string
+		req   txnCommit
+		want  int16
+	}{
+		{"a generation", "fresh-1", txnCommit{generation: 2}, kerr.IllegalGeneration.Code},
+		{"a member id from outside", "fresh-2", txnCommit{memberID: "m", generation: -1}, 0},
+		{"nothing", "fresh-3", txnCommit{generation: -1}, 0},
+	}
+	for _, c := range unknown {
+		c.req.group, c.req.pid, c.req.offset = c.group, 4, 5
+		if code := c.req.send(t, f.c); code != c.want {
+			t.Errorf("unknown group with %s: %v, want %v", c.name, kerr.ErrorForCode(code), kerr.ErrorForCode(c.want))
+		}
+		code, _ := fetchStable(t, f.c, 8, c.group, true)
+		if taken := code == kerr.UnstableOffsetCommit.Code; taken != (c.want == 0) {
+			t.Errorf("unknown group with %s: RequireStable fetch %v after the commit answered %v", c.name, kerr.ErrorForCode(code), kerr.ErrorForCode(c.want))
+		}
+	}
+}
+
+// TestTxnOffsetCommitConsumerGroup: in a KIP-848 group the member epoch stands for the
+// generation (ConsumerGroup.validateOffsetCommit): a member at its epoch commits, one at an
+// old epoch is fenced, and an unknown member is refused.
+func TestTxnOffsetCommitConsumerGroup(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1700000000, 0)}
+	c := newTestCoordinator(t, fixedTopics{"t": 2}, clock)
+	m := &simMember{id: "a", topics: []string{"t"}}
+	settle(t, c, []*simMember{m})
+	if m.epoch <= 0 {
+		t.Fatalf("member epoch %d", m.epoch)
+	}
+	cases := []struct {
 		name string
 		req  txnCommit
 		want int16
 	}{
-		{"generation", txnCommit{generation: 2}, kerr.IllegalGeneration.Code},
-		{"member", txnCommit{memberID: "m", generation: -1}, kerr.UnknownMemberID.Code},
-		{"nothing", txnCommit{generation: -1}, 0},
+		{"member at its epoch", txnCommit{memberID: "a", generation: m.epoch}, 0},
+		{"member at an old epoch", txnCommit{memberID: "a", generation: m.epoch - 1}, kerr.StaleMemberEpoch.Code},
+		{"unknown member", txnCommit{memberID: "ghost", generation: m.epoch}, kerr.UnknownMemberID.Code},
 	}
-	for _, c := range unknown {
-		c.req.group, c.req.pid, c.req.offset = "fresh", 4, 5
-		if code := c.req.send(t, f.c); code != c.want {
-			t.Errorf("unknown group with %s: %v, want %v", c.name, kerr.ErrorForCode(code), kerr.ErrorForCode(c.want))
+	for _, tc := range cases {
+		tc.req.group, tc.req.pid, tc.req.offset = "g", 11, 1
+		if code := tc.req.send(t, c); code != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(code), kerr.ErrorForCode(tc.want))
 		}
-	}
-	if code, _ := fetchStable(t, f.c, 8, "fresh", true); code != kerr.UnstableOffsetCommit.Code {
-		t.Fatalf("the taken commit to a new group is not pending: %v", kerr.ErrorForCode(code))
 	}
 }
