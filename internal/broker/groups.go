@@ -16,7 +16,10 @@ import (
 )
 
 // offsetsLog adapts a local __consumer_offsets replica to what the coordinator needs.
-type offsetsLog struct{ p *partition.Partition }
+type offsetsLog struct {
+	p *partition.Partition
+	b *Broker // for the KIP-890 verification of transactional offsets (producers.go)
+}
 
 func (o offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	// Group state is written as acks=all: a coordinator that moves finds it on the new leader.
@@ -145,7 +148,7 @@ func (b *Broker) loadGroups(ctx context.Context) error {
 		if b.groups.IsLoaded(p.ID) {
 			continue
 		}
-		if err := b.groups.Load(ctx, p.ID, offsetsLog{part}); err != nil {
+		if err := b.groups.Load(ctx, p.ID, offsetsLog{p: part, b: b}); err != nil {
 			return fmt.Errorf("load groups of %s-%d: %w", group.OffsetsTopic, p.ID, err)
 		}
 	}

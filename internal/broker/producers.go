@@ -2,12 +2,15 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
+	"github.com/strand-data/strand/internal/record"
 )
 
 // TxnVerifier asks the transaction coordinator whether topic/partition is in the ongoing
@@ -21,6 +24,30 @@ import (
 // closes, and hold the partition's last stable offset forever.
 type TxnVerifier interface {
 	VerifyPartition(ctx context.Context, transactionalID string, producerID int64, epoch int16, topic string, partition int32) error
+}
+
+// AppendTransactional implements group.TxnOffsetsLog: a TxnOffsetCommit's batch is
+// verified with the transaction coordinator as a transactional produce is (Kafka's
+// GroupCoordinator.handleTxnCommitOffsets starts the same verification of the offsets
+// partition), then written acks=all as the coordinator writes all group state.
+func (o offsetsLog) AppendTransactional(ctx context.Context, batch []byte, transactionalID string) (int64, error) {
+	prod, err := record.SplitProduced(batch)
+	if err != nil {
+		return 0, err
+	}
+	if len(prod.Headers) != 1 {
+		return 0, fmt.Errorf("%w: a transaction's offsets are one batch, got %d", journal.ErrCorrupt, len(prod.Headers))
+	}
+	wrap := func(err error) error { return fmt.Errorf("%w (%w)", err, kerr.ErrorForCode(errorCode(err))) }
+	verification, err := o.b.verifyTransaction(ctx, o.p, transactionalID, prod.Headers[0])
+	if err != nil {
+		return 0, wrap(err)
+	}
+	res, err := o.p.AppendProduced(prod, false, true, 1, verification)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1, true, 1)
 }
 
 // handleDescribeProducers answers DescribeProducers (KIP-664) from the leaders' journals:

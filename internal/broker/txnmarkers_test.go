@@ -416,3 +416,46 @@ func TestTransactionsAcrossRestart(t *testing.T) {
 		t.Fatalf("read_committed after COMMIT: %+v", got)
 	}
 }
+
+// TestTxnOffsetCommitVerified: a transaction's offsets are verified with the transaction
+// coordinator like any transactional write to a partition (the group's __consumer_offsets
+// partition, which AddOffsetsToTxn put in the transaction); a refusal is the commit's
+// answer and leaves nothing pending.
+func TestTxnOffsetCommitVerified(t *testing.T) {
+	b, _ := startBroker(t, t.TempDir())
+	v := &refusingVerifier{err: kerr.InvalidTxnState}
+	b.txnVerifier = v
+	cl := client(t, b)
+	createTopic(t, cl, "vin", 1, nil)
+	commit := func() int16 {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.Generation = "t6", "vgroup", 400, -1
+		id, _ := b.TopicID("vin")
+		req.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "vin", TopicID: id, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 9, LeaderEpoch: -1}}}}
+		return request[*kmsg.TxnOffsetCommitResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode
+	}
+	stable := func() int16 {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.RequireStable = true
+		req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "vgroup", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "vin", Partitions: []int32{0}}}}}
+		return request[*kmsg.OffsetFetchResponse](t, cl, req).Groups[0].Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(); code != kerr.InvalidTxnState.Code {
+		t.Fatalf("TxnOffsetCommit refused by verification: %v", kerr.ErrorForCode(code))
+	}
+	if code := stable(); code != 0 {
+		t.Fatalf("a refused TxnOffsetCommit left offsets pending: %v", kerr.ErrorForCode(code))
+	}
+	v.set(nil)
+	if code := commit(); code != 0 {
+		t.Fatalf("verified TxnOffsetCommit: %v", kerr.ErrorForCode(code))
+	}
+	if code := stable(); code != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("verified commit not pending: %v", kerr.ErrorForCode(code))
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if want := "t6/" + group.OffsetsTopic; len(v.asked) != 2 || v.asked[0] != want || v.asked[1] != want {
+		t.Fatalf("verifier asked %v, want %s twice", v.asked, want)
+	}
+}

@@ -23,6 +23,15 @@ type OffsetsLog interface {
 	LogEndOffset() int64
 }
 
+// TxnOffsetsLog is an OffsetsLog that writes a transaction's offsets the way the broker
+// writes any transactional produce: after asking the transaction coordinator, for the
+// first batch of the transaction in this partition, whether the partition is in it
+// (KIP-890 part 1; the client added it with AddOffsetsToTxn). The coordinator uses it for
+// TxnOffsetCommit when the log implements it.
+type TxnOffsetsLog interface {
+	AppendTransactional(ctx context.Context, batch []byte, transactionalID string) (lastOffset int64, err error)
+}
+
 // PartitionFor places a group on __consumer_offsets as Kafka does:
 // abs(javaStringHashCode(groupID)) % partitions, with Kafka's abs (x & 0x7fffffff).
 func PartitionFor(groupID string, partitions int32) int32 {

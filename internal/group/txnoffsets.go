@@ -102,16 +102,16 @@ func (c *Coordinator) txnCommit(r *kmsg.TxnOffsetCommitRequest) (kmsg.Response, 
 		return all(kerr.UnknownServerError.Code)
 	}
 	return nil, func(ctx context.Context) kmsg.Response {
-		last, err := log.Append(ctx, batch)
+		var last int64
+		var err error
+		if tl, ok := log.(TxnOffsetsLog); ok {
+			last, err = tl.AppendTransactional(ctx, batch, r.TransactionalID)
+		} else {
+			last, err = log.Append(ctx, batch)
+		}
 		if err != nil {
 			c.dropPrepared(r.Group, r.ProducerID, updates)
-			code := kerr.CoordinatorNotAvailable.Code
-			// A fenced producer hears it (Kafka passes INVALID_PRODUCER_EPOCH through
-			// GroupMetadataManager.storeOffsets); other write failures send the client to
-			// look for the coordinator again.
-			if ke := (*kerr.Error)(nil); errors.As(err, &ke) && ke.Code == kerr.InvalidProducerEpoch.Code {
-				code = ke.Code
-			}
+			code := txnCommitErrorCode(err)
 			c.cfg.Logger.Warn("writing transactional offsets", "group", r.Group, "producer", r.ProducerID, "err", err)
 			answer(func(kmsg.TxnOffsetCommitRequestTopic, kmsg.TxnOffsetCommitRequestTopicPartition) int16 { return code })
 			return resp
@@ -130,6 +130,27 @@ func (c *Coordinator) txnCommit(r *kmsg.TxnOffsetCommitRequest) (kmsg.Response, 
 		}
 		return resp
 	}
+}
+
+// txnCommitErrorCode is the answer to a TxnOffsetCommit whose write failed, as Kafka's
+// GroupMetadataManager.storeOffsets maps the append's error: a fenced producer or a failed
+// KIP-890 verification hears its own error; a lost leadership or a storage failure sends
+// the client to find the coordinator again; a record too large is an invalid commit size;
+// anything else (a timeout, missing replicas) is COORDINATOR_NOT_AVAILABLE, retried.
+func txnCommitErrorCode(err error) int16 {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	switch ke {
+	case kerr.UnknownTopicOrPartition, kerr.NotEnoughReplicas, kerr.NotEnoughReplicasAfterAppend, kerr.RequestTimedOut, kerr.UnknownServerError:
+		return kerr.CoordinatorNotAvailable.Code
+	case kerr.NotLeaderForPartition, kerr.KafkaStorageError:
+		return kerr.NotCoordinator.Code
+	case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidFetchSize:
+		return kerr.InvalidCommitOffsetSize.Code
+	}
+	return ke.Code
 }
 
 // validateTxnCommitLocked decides whether a group takes a TxnOffsetCommit, as Kafka 4.x
