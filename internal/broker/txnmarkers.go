@@ -34,8 +34,8 @@ type pendingMarker struct {
 // (INVALID_PRODUCER_EPOCH) or coordinator epoch (TRANSACTION_COORDINATOR_FENCED); an
 // accepted marker is answered once committed, acks=all as Kafka appends markers with
 // required acks -1 (so min.insync.replicas holds: NOT_ENOUGH_REPLICAS, which the
-// coordinator retries). Once a marker in a __consumer_offsets partition is committed, the group
-// coordinator makes the transaction's offsets visible or drops them
+// coordinator retries). Once a marker in a __consumer_offsets partition is committed, the
+// group coordinator makes the transaction's offsets visible or drops them
 // (GroupCoordinator.scheduleHandleTxnCompletion).
 func (b *Broker) handleWriteTxnMarkers(req *kmsg.WriteTxnMarkersRequest) kafka.Response {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
