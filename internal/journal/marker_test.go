@@ -254,3 +254,29 @@ func TestVerificationGuard(t *testing.T) {
 		t.Fatalf("batch without verification: %v", err)
 	}
 }
+
+// TestTruncateTakesBackMarkerState: a truncation that removes a marker takes back what it
+// set, the producer's epoch and coordinator epoch, as Kafka reloads producer state on
+// truncation; the transaction it ended is open again.
+func TestTruncateTakesBackMarkerState(t *testing.T) {
+	l := openLog(t, t.TempDir(), quietConfig())
+	defer l.Close()
+	mustAppend(t, l, epochTxnBatch(t, 7, 0, 0, 2, 1000)) // 0-1
+	if _, err := appendMarker(l, 7, 0, 1, true); err != nil { // 2
+		t.Fatal(err)
+	}
+	mustAppend(t, l, epochTxnBatch(t, 7, 0, 2, 1, 1000)) // 3
+	if _, err := appendMarker(l, 7, 1, 2, false); err != nil { // 4: a new coordinator fences epoch 0
+		t.Fatal(err)
+	}
+	if err := l.Truncate(4); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := l.Producer(7)
+	if st.Epoch != 0 || st.CoordinatorEpoch != 1 || st.TxnStartOffset != 3 || st.LastSequence != 2 {
+		t.Fatalf("producer 7 after the truncation took its marker: %+v", st)
+	}
+	if _, err := appendMarker(l, 7, 0, 1, true); err != nil {
+		t.Fatalf("the old coordinator's marker after the truncation: %v", err)
+	}
+}

@@ -174,24 +174,6 @@ func (t producerTable) expire(nowMs int64, expiration time.Duration, open openTx
 	return n
 }
 
-// truncateFrom forgets batches at or after offset.
-func (t producerTable) truncateFrom(offset int64) {
-	for id, e := range t {
-		n := 0
-		for _, b := range e.batches {
-			if b.lastOffset < offset {
-				e.batches[n] = b
-				n++
-			}
-		}
-		if n == 0 && len(e.batches) > 0 {
-			delete(t, id)
-			continue
-		}
-		e.batches = e.batches[:n]
-	}
-}
-
 // Snapshots: <offset>.snapshot holds the table as of that offset (every batch below it).
 const snapshotExt = ".snapshot"
 
