@@ -14,6 +14,7 @@ import (
 
 // txnCommit is one TxnOffsetCommit of t/0 at offset for producer pid of group.
 type txnCommit struct {
+	version    int16 // 0: 3, the first with group metadata
 	group      string
 	pid        int64
 	epoch      int16
@@ -26,9 +27,14 @@ type txnCommit struct {
 func (r txnCommit) send(t *testing.T, c *Coordinator) int16 {
 	t.Helper()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
-	req.Version = 3
+	req.Version = r.version
+	if req.Version == 0 {
+		req.Version = 3
+	}
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = "tx", r.group, r.pid, r.epoch
-	req.MemberID, req.InstanceID, req.Generation = r.memberID, r.instanceID, r.generation
+	if req.Version >= 3 { // older versions carry no group metadata: kmsg's defaults stand
+		req.MemberID, req.InstanceID, req.Generation = r.memberID, r.instanceID, r.generation
+	}
 	p := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 	p.Partition, p.Offset = 0, r.offset
 	req.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{p}}}
@@ -166,6 +172,7 @@ func TestTxnOffsetCommitFencing(t *testing.T) {
 		{"member of the generation while completing a rebalance", txnCommit{memberID: f.follower, generation: f.generation}, 0},
 		{"static member of the generation", txnCommit{memberID: f.static, instanceID: kmsg.StringPtr(staticInstance), generation: f.generation}, 0},
 		{"no member data", txnCommit{generation: -1}, 0},
+		{"version 1, before group metadata", txnCommit{version: 1}, 0},
 		{"old generation", txnCommit{memberID: f.follower, generation: f.generation - 1}, kerr.IllegalGeneration.Code},
 		{"member without its generation", txnCommit{memberID: f.follower, generation: -1}, kerr.IllegalGeneration.Code},
 		{"unknown member", txnCommit{memberID: "ghost", generation: f.generation}, kerr.UnknownMemberID.Code},
@@ -187,6 +194,7 @@ func TestTxnOffsetCommitFencing(t *testing.T) {
 		{"a generation", "fresh-1", txnCommit{generation: 2}, kerr.IllegalGeneration.Code},
 		{"a member id from outside", "fresh-2", txnCommit{memberID: "m", generation: -1}, 0},
 		{"nothing", "fresh-3", txnCommit{generation: -1}, 0},
+		{"version 2, before group metadata", "fresh-4", txnCommit{version: 2}, 0},
 	}
 	for _, c := range unknown {
 		c.req.group, c.req.pid, c.req.offset = c.group, 4, 5
