@@ -141,6 +141,10 @@ type Broker struct {
 	isrMu       sync.Mutex
 	isrInFlight map[topicPartition]bool
 
+	// txnVerifier asks the transaction coordinator about transactional produces (KIP-890
+	// part 1, producers.go); nil verifies nothing.
+	txnVerifier TxnVerifier
+
 	pidMu   sync.Mutex
 	pidNext int64
 	pidEnd  int64
@@ -263,12 +267,13 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx, replicaClient)
 	defer b.fetchers.close()
 
-	b.bg.Add(5)
+	b.bg.Add(6)
 	go b.watchStorage(ctx)
 	go b.watchMetadata(ctx)
 	go b.watchISR(ctx)
 	go b.runRetention(ctx)
 	go b.runCleaner(ctx)
+	go b.runProducerExpiry(ctx)
 	b.startScrubber(ctx)
 
 	wireDone := make(chan error, 1)

@@ -29,6 +29,10 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, journal.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, journal.ErrTransactionCoordinatorFenced):
+		return kerr.TransactionCoordinatorFenced.Code
+	case errors.Is(err, journal.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, partition.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	case partition.IsNotEnoughReplicas(err):
@@ -64,6 +68,12 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	case errors.Is(err, context.Canceled):
 		return kerr.RequestTimedOut.Code
+	}
+	// An answer another node gave (the transaction coordinator's to KIP-890 verification)
+	// is passed on as it is.
+	var kafkaErr *kerr.Error
+	if errors.As(err, &kafkaErr) {
+		return kafkaErr.Code
 	}
 	// The journal wraps what the disk did in ErrStorage; an I/O error that reaches here
 	// unwrapped is the disk's too. Anything else is not known to be the disk's fault, and

@@ -32,6 +32,28 @@ func FuzzHandle(f *testing.F) {
 	pt.Partitions = append(pt.Partitions, pp)
 	produce.Topics = append(produce.Topics, pt)
 	f.Add(int16(0), int16(9), produce.AppendTo(nil))
+	// Transactions: a transactional produce, the markers that end it (one partition known,
+	// one not), the producer's offsets, and the partitions' producers.
+	txnProduce := kmsg.NewPtrProduceRequest()
+	txnProduce.SetVersion(11)
+	txnProduce.Acks, txnProduce.TransactionID = -1, kmsg.StringPtr("fz-txn")
+	tp := kmsg.NewProduceRequestTopicPartition()
+	tp.Records = epochTxnRecords(f, 5, 0, 0, "v")
+	txnProduce.Topics = []kmsg.ProduceRequestTopic{{Topic: "fz", Partitions: []kmsg.ProduceRequestTopicPartition{tp}}}
+	f.Add(int16(kmsg.Produce), int16(11), txnProduce.AppendTo(nil))
+	markers := kmsg.NewPtrWriteTxnMarkersRequest()
+	markers.SetVersion(1)
+	markers.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: 5, ProducerEpoch: 0, Committed: true, CoordinatorEpoch: 1,
+		Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "fz", Partitions: []int32{0, 1, 7}}, {Topic: "nosuch", Partitions: []int32{0}}}}}
+	f.Add(int16(kmsg.WriteTxnMarkers), int16(1), markers.AppendTo(nil))
+	offsets := kmsg.NewPtrTxnOffsetCommitRequest()
+	offsets.SetVersion(3)
+	offsets.TransactionalID, offsets.Group, offsets.ProducerID, offsets.MemberID = "fz-txn", "fz-group", 5, "m"
+	offsets.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: "fz", Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+	f.Add(int16(kmsg.TxnOffsetCommit), int16(3), offsets.AppendTo(nil))
+	producers := kmsg.NewPtrDescribeProducersRequest()
+	producers.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "fz", Partitions: []int32{0, 1, -1}}}
+	f.Add(int16(kmsg.DescribeProducers), int16(0), producers.AppendTo(nil))
 	conn := kafka.ConnInfo{ID: 1, Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, Local: &net.TCPAddr{}}
 	f.Fuzz(func(t *testing.T, key, version int16, body []byte) {
 		if !versionSupported(key, version) {

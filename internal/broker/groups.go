@@ -16,13 +16,18 @@ import (
 )
 
 // offsetsLog adapts a local __consumer_offsets replica to what the coordinator needs.
-type offsetsLog struct{ p *partition.Partition }
+type offsetsLog struct {
+	p *partition.Partition
+	b *Broker // for the KIP-890 verification of transactional offsets (producers.go)
+}
 
 func (o offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	// Group state is written as acks=all: a coordinator that moves finds it on the new leader.
 	res, err := o.p.Append(batch, false, true, 1)
 	if err != nil {
-		return 0, err
+		// The coordinator passes some refusals on as their Kafka errors (a fenced
+		// producer's TxnOffsetCommit): it gets the code along with the cause.
+		return 0, fmt.Errorf("%w (%w)", err, kerr.ErrorForCode(errorCode(err)))
 	}
 	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1, true, 1)
 }
@@ -143,7 +148,7 @@ func (b *Broker) loadGroups(ctx context.Context) error {
 		if b.groups.IsLoaded(p.ID) {
 			continue
 		}
-		if err := b.groups.Load(ctx, p.ID, offsetsLog{part}); err != nil {
+		if err := b.groups.Load(ctx, p.ID, offsetsLog{p: part, b: b}); err != nil {
 			return fmt.Errorf("load groups of %s-%d: %w", group.OffsetsTopic, p.ID, err)
 		}
 	}

@@ -35,6 +35,11 @@ type pendingAppend struct {
 // received is when the request's frame began to arrive, the start of its latency spans.
 func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, received time.Time) kafka.Response {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	if req.TransactionID == nil && hasTransactionalRecords(req) {
+		// Kafka's KafkaApis.handleProduceRequest: transactional records need the
+		// transactional id they are written for, and every partition gets the refusal.
+		return refuseProduce(req, resp, kerr.TransactionalIDAuthorizationFailed.Code)
+	}
 	s := b.meta.State()
 	var waits []pendingAppend
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -74,7 +79,7 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, re
 			default:
 				acksAll := req.Acks == -1
 				rules.partition = p.Partition
-				end, err := b.appendPartition(part, p.Records, maxBytes, logAppendTime, rules, acksAll, minISR, rp)
+				end, err := b.appendPartition(ctx, part, p.Records, req.TransactionID, maxBytes, logAppendTime, rules, acksAll, minISR, rp)
 				b.noteStorageError(part, err)
 				if err == nil && req.Acks != 0 {
 					now := time.Now()
@@ -98,12 +103,48 @@ func (b *Broker) handleProduce(ctx context.Context, req *kmsg.ProduceRequest, re
 	return pendingProduce{resp: resp, waits: waits, timeout: timeout}
 }
 
+// hasTransactionalRecords reports whether any partition's first batch is transactional, as
+// Kafka's ProduceRequest.hasTransactionalRecords looks at them (a client writes one batch
+// per partition from version 3 on).
+func hasTransactionalRecords(req *kmsg.ProduceRequest) bool {
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			if h, err := record.ParseHeader(p.Records); err == nil && h.IsTransactional() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refuseProduce answers every partition of req with code.
+func refuseProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse, code int16) kafka.Response {
+	if req.Acks == 0 {
+		return nil
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
 // appendPartition validates and appends one partition's records, filling rp. It returns
 // the end offset to wait for. As in Kafka, a compacted topic's records must have keys
 // (the cleaner could only drop them) and timestamps may be bounded, which costs decoding
 // the batches here; a refused record is named in rp's record_errors (validate.go).
-func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxBytes int64, logAppendTime bool, rules recordRules, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
+// Transactional batches come with the request's transactionalID (handleProduce checked it
+// is there); control batches are the coordinator's alone.
+func (b *Broker) appendPartition(ctx context.Context, part *partition.Partition, records []byte, transactionalID *string, maxBytes int64, logAppendTime bool, rules recordRules, acksAll bool, minISR int, rp *kmsg.ProduceResponseTopicPartition) (int64, error) {
 	prod, err := record.SplitProduced(records) // the one CRC pass: the journal writes prod as checked here
+	var verification journal.Verification
 	if err == nil {
 		for i, batch := range prod.Batches {
 			h := prod.Headers[i]
@@ -111,9 +152,14 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 			case int64(len(batch)) > maxBytes:
 				rp.ErrorCode = kerr.MessageTooLarge.Code
 				err = fmt.Errorf("batch of %d bytes exceeds max.message.bytes %d", len(batch), maxBytes)
-			case h.IsTransactional() || h.IsControl():
-				rp.ErrorCode = kerr.UnsupportedForMessageFormat.Code
-				err = fmt.Errorf("transactional batches are not supported")
+			case h.IsControl():
+				// Kafka's LogValidator refuses a client's control batch as an invalid record:
+				// markers are written by the broker for the transaction coordinator.
+				rp.ErrorCode = kerr.InvalidRecord.Code
+				err = fmt.Errorf("clients may not write control batches")
+			case h.IsTransactional() && transactionalID == nil:
+				rp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				err = fmt.Errorf("transactional batch without a transactional id")
 			case rules.needsRecords(h):
 				if err = validateRecords(batch, h, rules, time.Now(), rp); err != nil {
 					return 0, err
@@ -125,9 +171,17 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 			}
 		}
 	}
+	if err == nil {
+		for _, h := range prod.Headers {
+			if h.IsTransactional() { // the loop above saw transactionalID for it
+				verification, err = b.verifyTransaction(ctx, part, *transactionalID, h)
+				break
+			}
+		}
+	}
 	var res journal.AppendResult
 	if err == nil {
-		res, err = part.AppendProduced(prod, logAppendTime, acksAll, minISR)
+		res, err = part.AppendProduced(prod, logAppendTime, acksAll, minISR, verification)
 	}
 	if err != nil {
 		rp.ErrorCode, rp.ErrorMessage = errorCode(err), errorMessage(err)
@@ -142,6 +196,27 @@ func (b *Broker) appendPartition(part *partition.Partition, records []byte, maxB
 		b.metrics.recordsIn.WithLabelValues(part.Topic).Add(float64(res.Records))
 	}
 	return res.LastOffset + 1, nil
+}
+
+// verifyTransaction asks the transaction coordinator, before the first batch of a
+// transaction in this partition, whether the partition is in the producer's ongoing
+// transaction (KIP-890 part 1, TxnVerifier). A producer whose transaction is already open
+// here needs no asking: Kafka's ReplicaManager.appendRecords verifies only when the
+// producer state has no ongoing transaction. The guard taken before asking goes with the
+// append, which the journal refuses if the transaction ended meanwhile.
+func (b *Broker) verifyTransaction(ctx context.Context, part *partition.Partition, transactionalID string, h record.Header) (journal.Verification, error) {
+	if b.txnVerifier == nil {
+		return journal.Verification{}, nil
+	}
+	v := journal.Verification{Required: true}
+	if part.Log().HasOpenTransaction(h.ProducerID) {
+		return v, nil // a marker before the append leaves no guard to match: refused there
+	}
+	v.Guard = part.Log().StartVerification(h.ProducerID)
+	if err := b.txnVerifier.VerifyPartition(ctx, transactionalID, h.ProducerID, h.ProducerEpoch, part.Topic, part.ID); err != nil {
+		return v, fmt.Errorf("transaction %q of producer %d epoch %d does not hold %s-%d: %w", transactionalID, h.ProducerID, h.ProducerEpoch, part.Topic, part.ID, err)
+	}
+	return v, nil
 }
 
 // ReleasesFrame implements kafka.FrameReleaser: handleProduce appends the request's record

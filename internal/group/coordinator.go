@@ -158,7 +158,7 @@ func (c *Coordinator) groupLocked(id string, partition int32, create bool) *grou
 
 // dropIfDeadLocked forgets a group with no members, no offsets and no generation.
 func (c *Coordinator) dropIfDeadLocked(g *group) {
-	if !g.hasMembers() && len(g.offsets) == 0 && g.state == stateEmpty {
+	if !g.hasMembers() && len(g.offsets) == 0 && len(g.pendingTxn) == 0 && g.state == stateEmpty {
 		delete(c.groups, g.id)
 	}
 }
@@ -207,6 +207,8 @@ func (c *Coordinator) Handle(ctx context.Context, req kmsg.Request, client Clien
 		return c.deleteGroups(r)
 	case *kmsg.OffsetDeleteRequest:
 		return c.offsetDelete(r)
+	case *kmsg.TxnOffsetCommitRequest:
+		return c.txnCommit(r)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		return c.consumerHeartbeat(r, client), nil
 	case *kmsg.ConsumerGroupDescribeRequest:
@@ -228,6 +230,7 @@ func (c *Coordinator) SupportedVersions() []kmsg.ApiVersionsResponseApiKey {
 		{ApiKey: int16(kmsg.ListGroups), MinVersion: 0, MaxVersion: 5},
 		{ApiKey: int16(kmsg.DeleteGroups), MinVersion: 0, MaxVersion: 2},
 		{ApiKey: int16(kmsg.OffsetDelete), MinVersion: 0, MaxVersion: 0},
+		{ApiKey: int16(kmsg.TxnOffsetCommit), MinVersion: 0, MaxVersion: 6},
 		{ApiKey: int16(kmsg.ConsumerGroupHeartbeat), MinVersion: 0, MaxVersion: 1},
 		{ApiKey: int16(kmsg.ConsumerGroupDescribe), MinVersion: 0, MaxVersion: 1},
 	}

@@ -32,6 +32,10 @@ type committed struct {
 	leaderEpoch int32
 	metadata    string
 	timestamp   int64
+	// recordOffset is where in __consumer_offsets the commit was written, -1 while a
+	// transactional commit is being written: when a transaction's offsets become visible,
+	// one is taken only over an older record (Kafka's CommitRecordMetadataAndOffset.olderThan).
+	recordOffset int64
 }
 
 type protocol struct {
@@ -76,7 +80,10 @@ type group struct {
 	members      map[string]*member
 	pending      map[string]bool // member ids handed out by MEMBER_ID_REQUIRED, not yet joined
 	offsets      map[topicPartition]committed
-	stateSince   time.Time
+	// pendingTxn holds, per producer id, the offsets of its transaction (TxnOffsetCommit,
+	// KIP-447) until the transaction's marker makes them visible or drops them.
+	pendingTxn map[int64]map[topicPartition]committed
+	stateSince time.Time
 
 	joinDeadline *time.Timer // ends the join phase: rebalance timeout or initial delay
 	delaying     bool        // the initial rebalance delay of an empty group is running

@@ -68,7 +68,8 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 		return all(kerr.UnknownServerError.Code)
 	}
 	return nil, func(ctx context.Context) kmsg.Response {
-		if _, err := log.Append(ctx, batch); err != nil {
+		last, err := log.Append(ctx, batch)
+		if err != nil {
 			c.cfg.Logger.Warn("writing committed offsets", "group", r.Group, "err", err)
 			answer(func(string, kmsg.OffsetCommitRequestTopicPartition) int16 { return kerr.CoordinatorNotAvailable.Code })
 			return resp
@@ -77,6 +78,7 @@ func (c *Coordinator) commit(r *kmsg.OffsetCommitRequest) (kmsg.Response, Wait) 
 		defer c.mu.Unlock()
 		g := c.groupLocked(r.Group, partition, true)
 		for tp, cm := range updates {
+			cm.recordOffset = last
 			g.offsets[tp] = cm
 		}
 		return resp
@@ -136,7 +138,7 @@ func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {
 					topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 				}
 			}
-			code, rts := c.offsetsLocked(rg.Group, topics)
+			code, rts := c.offsetsLocked(rg.Group, topics, r.RequireStable)
 			if g := c.groups[rg.Group]; code == 0 && rg.MemberID != nil && g != nil && g.isConsumerGroup() {
 				// KIP-848: a member reads offsets at its current epoch.
 				if code = g.consumer.checkEpoch(*rg.MemberID, rg.MemberEpoch); code != 0 {
@@ -159,7 +161,7 @@ func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {
 		}
 		return resp
 	}
-	code, rts := c.offsetsLocked(r.Group, r.Topics)
+	code, rts := c.offsetsLocked(r.Group, r.Topics, r.RequireStable)
 	resp.Topics = rts
 	if r.Version >= 2 {
 		resp.ErrorCode = code
@@ -174,7 +176,10 @@ func (c *Coordinator) fetchOffsets(r *kmsg.OffsetFetchRequest) kmsg.Response {
 }
 
 // offsetsLocked answers one group's offset fetch; nil topics means every committed one.
-func (c *Coordinator) offsetsLocked(groupID string, topics []kmsg.OffsetFetchRequestTopic) (int16, []kmsg.OffsetFetchResponseTopic) {
+// With requireStable (v7+, KIP-447) a partition whose offset a transaction still holds
+// pending is answered UNSTABLE_OFFSET_COMMIT, which the client retries, rather than with
+// the offset the transaction may replace (Kafka's GroupMetadataManager.getOffsets).
+func (c *Coordinator) offsetsLocked(groupID string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) (int16, []kmsg.OffsetFetchResponseTopic) {
 	if _, ok := c.logs[c.PartitionOf(groupID)]; !ok {
 		return kerr.NotCoordinator.Code, nil
 	}
@@ -195,7 +200,10 @@ func (c *Coordinator) offsetsLocked(groupID string, topics []kmsg.OffsetFetchReq
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
-			if g != nil {
+			switch {
+			case g != nil && requireStable && g.hasPendingTxn(topicPartition{t.Topic, p}):
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			case g != nil:
 				if cm, ok := g.offsets[topicPartition{t.Topic, p}]; ok {
 					rp.Offset, rp.LeaderEpoch, rp.Metadata = cm.offset, cm.leaderEpoch, kmsg.StringPtr(cm.metadata)
 				}

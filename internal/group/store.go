@@ -23,6 +23,15 @@ type OffsetsLog interface {
 	LogEndOffset() int64
 }
 
+// TxnOffsetsLog is an OffsetsLog that writes a transaction's offsets the way the broker
+// writes any transactional produce: after asking the transaction coordinator, for the
+// first batch of the transaction in this partition, whether the partition is in it
+// (KIP-890 part 1; the client added it with AddOffsetsToTxn). The coordinator uses it for
+// TxnOffsetCommit when the log implements it.
+type TxnOffsetsLog interface {
+	AppendTransactional(ctx context.Context, batch []byte, transactionalID string) (lastOffset int64, err error)
+}
+
 // PartitionFor places a group on __consumer_offsets as Kafka does:
 // abs(javaStringHashCode(groupID)) % partitions, with Kafka's abs (x & 0x7fffffff).
 func PartitionFor(groupID string, partitions int32) int32 {
@@ -96,21 +105,34 @@ func (c *Coordinator) replay(ctx context.Context, partition int32, log OffsetsLo
 		for _, batch := range batches {
 			h, _ := record.ParseHeader(batch)
 			offset = h.NextOffset()
+			if h.IsControl() {
+				// A transaction marker: the producer's offsets become visible or go, as
+				// Kafka's GroupMetadataManager.doLoadGroupsAndOffsets applies them.
+				if m, err := record.ParseEndTxnMarker(batch); err == nil && h.IsTransactional() {
+					c.completeTxnLocked(partition, h.ProducerID, m.Commit)
+				}
+				continue
+			}
 			recs, err := record.Records(batch)
 			if err != nil {
 				return fmt.Errorf("replay %s-%d batch %d: %w", OffsetsTopic, partition, h.BaseOffset, err)
 			}
 			for _, r := range recs {
-				c.applyRecord(partition, r.Key, r.Value)
+				at := h.BaseOffset + int64(r.OffsetDelta)
+				if h.IsTransactional() {
+					c.applyTxnRecord(partition, h.ProducerID, at, r.Key, r.Value)
+					continue
+				}
+				c.applyRecord(partition, at, r.Key, r.Value)
 			}
 		}
 	}
 	return nil
 }
 
-// applyRecord applies one __consumer_offsets record during replay. Unknown record kinds
-// are skipped (a newer Kafka may write kinds we do not know).
-func (c *Coordinator) applyRecord(partition int32, key, value []byte) {
+// applyRecord applies one __consumer_offsets record, written at recordOffset, during
+// replay. Unknown record kinds are skipped (a newer Kafka may write kinds we do not know).
+func (c *Coordinator) applyRecord(partition int32, recordOffset int64, key, value []byte) {
 	if len(key) < 2 {
 		return
 	}
@@ -131,7 +153,7 @@ func (c *Coordinator) applyRecord(partition int32, key, value []byte) {
 		if v.ReadFrom(value) != nil {
 			return
 		}
-		g.offsets[tp] = committed{offset: v.Offset, leaderEpoch: v.LeaderEpoch, metadata: v.Metadata, timestamp: v.CommitTimestamp}
+		g.offsets[tp] = committed{offset: v.Offset, leaderEpoch: v.LeaderEpoch, metadata: v.Metadata, timestamp: v.CommitTimestamp, recordOffset: recordOffset}
 	case 2:
 		var k kmsg.GroupMetadataKey
 		if k.ReadFrom(key) != nil {

@@ -12,6 +12,10 @@ import (
 type AppendOptions struct {
 	LeaderEpoch   int32 // stamped into every batch and recorded in the epoch cache
 	LogAppendTime bool  // message.timestamp.type=LogAppendTime
+	// Verification, when Required, is what a transactional batch that opens a transaction
+	// must carry: the guard StartVerification gave before the transaction coordinator
+	// confirmed the partition (KIP-890 part 1, verify_txn.go).
+	Verification Verification
 }
 
 // AppendResult says where an append landed.
@@ -57,6 +61,9 @@ func (l *Log) AppendProduced(prod record.Produced, opts AppendOptions) (AppendRe
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
+		return AppendResult{}, err
+	}
+	if err := l.checkVerifiedLocked(headers, opts.Verification); err != nil {
 		return AppendResult{}, err
 	}
 	if dup, err := l.checkProducersLocked(headers); err != nil || dup != nil {
@@ -149,12 +156,19 @@ func (l *Log) writableLocked() error {
 	return nil
 }
 
-// checkProducersLocked checks the idempotent producer sequences of an append. A duplicate
-// is only answered as such when it is the whole append.
+// checkProducersLocked checks the producer epochs and idempotent sequences of an append. A
+// duplicate is only answered as such when it is the whole append. Transactional batches
+// without sequences (offsets the group coordinator writes for a producer) have their epoch
+// checked.
 func (l *Log) checkProducersLocked(headers []record.Header) (*batchMeta, error) {
 	var pending producerTable // later batches of one append see earlier ones
 	for _, h := range headers {
-		if h.ProducerID < 0 || h.BaseSequence < 0 {
+		if _, open := l.txns[h.ProducerID]; open && h.ProducerID >= 0 && !h.IsTransactional() {
+			// Kafka's ProducerAppendInfo.appendDataBatch: a producer in a transaction
+			// writes transactionally until its marker.
+			return nil, fmt.Errorf("%w: producer %d wrote a non-transactional batch inside its open transaction", ErrInvalidTxnState, h.ProducerID)
+		}
+		if h.ProducerID < 0 || h.BaseSequence < 0 && !h.IsTransactional() {
 			continue
 		}
 		table := l.producers

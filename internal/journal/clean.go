@@ -93,6 +93,7 @@ type cleanPlan struct {
 	dirtyBytes    int64
 	producerLast  map[int64]int64 // producer id → last offset of its newest batch
 	horizon       int64           // tombstones below this offset may go
+	txns          cleanTxns       // the transactions of the cleanable section (clean_txn.go)
 	horizonDone   int64           // the horizon the last pass applied
 	now           int64
 	segmentBytes  int64
@@ -139,6 +140,7 @@ func (l *Log) planLocked(c Compaction) cleanPlan {
 			p.producerLast[id] = e.batches[len(e.batches)-1].lastOffset
 		}
 	}
+	p.txns = collectAborted(p.srcs)
 	return p
 }
 
@@ -190,6 +192,10 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log, cfg Compaction) (CleanStats
 		if mapEnd, err = c.buildMap(ctx, &p, &st); err != nil {
 			return st, err
 		}
+	} else {
+		// A pass for tombstones and markers past their horizon alone: no key has a newer
+		// record, and the map must not answer from another log's pass.
+		c.offsets.reset(0)
 	}
 	st.DirtyBytes = st.BytesRead
 	for _, g := range groupSources(p.srcs, mapEnd, p.segmentBytes) {
@@ -247,7 +253,9 @@ func (c *Cleaner) buildMap(ctx context.Context, p *cleanPlan, st *CleanStats) (i
 			if h.LastOffset() < p.firstDirty {
 				return true, nil
 			}
-			if !h.IsControl() {
+			// An aborted transaction's records are no key's latest: they are removed, and
+			// the committed records they would hide stay (Kafka's buildOffsetMapForSegment).
+			if !h.IsControl() && !p.txns.isAborted(h) {
 				if int(h.RecordCount) > c.offsets.free() {
 					full = true
 					return false, nil
@@ -413,7 +421,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, p *cleanPlan, g []clea
 		olds[i], sizes[i] = s.seg, s.size
 	}
 	l.mu.Lock()
-	err = l.swapInLocked(olds, sizes, ns, end)
+	err = l.swapInLocked(olds, sizes, ns, end, p.txns.droppedAborts)
 	l.mu.Unlock()
 	if err != nil {
 		return false, err
@@ -427,14 +435,27 @@ func (c *Cleaner) cleanGroup(ctx context.Context, l *Log, p *cleanPlan, g []clea
 // tombstone horizon; records without a key go, as Kafka's cleaner drops them. A batch that
 // keeps everything is returned as it was; one that keeps nothing disappears unless it is
 // its producer's newest batch, which stays as an empty batch so the producer's sequence
-// state survives. Control batches (transaction markers) are kept as they are.
+// state survives. An aborted transaction's records all go; a transaction marker goes once
+// its transaction has no batch left and it is below the tombstone horizon (clean_txn.go).
 func (c *Cleaner) filterBatch(p *cleanPlan, h record.Header, batch []byte, mapEnd int64) ([]byte, int64, error) {
 	if h.LastOffset() < p.logStart {
 		return nil, int64(h.RecordCount), nil
 	}
 	if h.IsControl() {
+		m, err := record.ParseEndTxnMarker(batch)
+		if err != nil || !h.IsTransactional() {
+			return batch, 0, nil // not a transaction marker: kept as it is
+		}
+		if p.txns.onMarker(h) && h.BaseOffset < p.horizon {
+			if !m.Commit {
+				p.txns.droppedAborts[h.BaseOffset] = true
+			}
+			return nil, int64(h.RecordCount), nil
+		}
 		return batch, 0, nil
 	}
+	aborted := p.txns.isAborted(h)
+	p.txns.onBatch(h)
 	recs, err := record.Records(batch)
 	if err != nil {
 		return nil, 0, err
@@ -442,6 +463,9 @@ func (c *Cleaner) filterBatch(p *cleanPlan, h record.Header, batch []byte, mapEn
 	kept := recs[:0]
 	for _, r := range recs {
 		off := h.BaseOffset + int64(r.OffsetDelta)
+		if aborted {
+			continue
+		}
 		keep := off >= mapEnd
 		if !keep && r.Key != nil {
 			latest, ok := c.offsets.get(r.Key)

@@ -63,8 +63,12 @@ type Config struct {
 	// CheckpointInterval is how often the recovery point is written
 	// (log.flush.offset.checkpoint.interval.ms); negative disables the periodic write.
 	CheckpointInterval time.Duration
-	Now                func() time.Time
-	Logger             *slog.Logger
+	// ProducerIDExpiration is producer.id.expiration.ms: a producer that has written nothing
+	// for this long is forgotten (its next batch is taken as from a new producer), unless it
+	// has a transaction open.
+	ProducerIDExpiration time.Duration
+	Now                  func() time.Time
+	Logger               *slog.Logger
 	// FS holds the log's files; nil is the operating system's. Fixed at Open.
 	FS vfs.FS
 	// Synced, when set, is called after each successful fsync round of the active
@@ -85,8 +89,10 @@ func DefaultConfig() Config {
 		FsyncInterval:      time.Second,
 		FileDeleteDelay:    time.Minute,
 		CheckpointInterval: time.Minute,
-		Now:                time.Now,
-		Logger:             slog.Default(),
+		// Kafka's default producer.id.expiration.ms: one day.
+		ProducerIDExpiration: 24 * time.Hour,
+		Now:                  time.Now,
+		Logger:               slog.Default(),
 	}
 }
 
@@ -106,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = d.CheckpointInterval
+	}
+	if c.ProducerIDExpiration <= 0 {
+		c.ProducerIDExpiration = d.ProducerIDExpiration
 	}
 	if c.FileDeleteDelay < 0 {
 		c.FileDeleteDelay = 0
@@ -127,7 +136,12 @@ var (
 	ErrOutOfOrderSequence   = errors.New("out of order sequence number")
 	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
 	ErrUnknownProducerID    = errors.New("unknown producer id")
-	ErrClosed               = errors.New("log closed")
+	// ErrTransactionCoordinatorFenced: a marker came from a transaction coordinator older
+	// than the one that wrote the producer's last marker.
+	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
+	// ErrInvalidTxnState: a producer with an open transaction wrote outside it.
+	ErrInvalidTxnState = errors.New("invalid transaction state")
+	ErrClosed          = errors.New("log closed")
 	// ErrLogFailed: an earlier I/O error left the log in a state only a reopen can repair;
 	// it still serves reads of what was written before.
 	ErrLogFailed = errors.New("log failed after an I/O error")

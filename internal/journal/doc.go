@@ -10,7 +10,9 @@
 //	00000000000000000000.timeindex  time index: (max timestamp before, relative offset), 12 bytes each
 //	00000000000000000000.txnindex   aborted transactions whose markers the segment holds, Kafka's
 //	                                34-byte entries; only when there are some (txn.go)
-//	00000000000000001000.snapshot   producer state (idempotence, open transactions) as of offset 1000
+//	00000000000000001000.snapshot   producer state (idempotence, epochs, coordinator epochs, last
+//	                                timestamps, open transactions) as of offset 1000; version 3
+//	                                (producer.go), versions 1 and 2 still read
 //	checkpoint                      recovery point and log start offset, checksummed
 //	leader-epoch-checkpoint         (epoch, start offset) pairs, checksummed
 //	cleaner-checkpoint              how far the cleaner has compacted, and when (tombstone timing)
@@ -41,7 +43,12 @@
 //
 // Transactions (txn.go): the journal tracks each producer's open transaction, the first
 // unstable offset the LSO derives from, and per segment the aborted transactions (.txnindex)
-// that read_committed fetches send.
+// that read_committed fetches send. The leader writes markers with AppendMarker (marker.go),
+// which refuses stale producer and coordinator epochs as Kafka's ProducerAppendInfo does;
+// KIP-890 verification guards (verify_txn.go) keep a produce that its transaction's marker
+// overtook from opening a transaction; idle producers expire (ExpireProducers); the cleaner
+// removes aborted records and, after delete.retention.ms, markers with no data left
+// (clean_txn.go).
 //
 // The journal never interprets records beyond the batch header on the write path (no
 // decompression on append; only a transaction marker's one record is read there, and the

@@ -37,7 +37,8 @@ type Log struct {
 	logEnd    int64
 	epochs    epochCache
 	producers producerTable
-	txns      openTxns // open transactions (txn.go)
+	txns      openTxns      // open transactions (txn.go)
+	verifying verifications // KIP-890 verifications under way (verify_txn.go)
 	changed   chan struct{}
 	deleting  []*pendingDelete
 	closed    bool
@@ -225,18 +226,6 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.epochs.endOffsetFor(epoch, l.logEnd)
-}
-
-// Producer returns an idempotent producer's state in this log.
-func (l *Log) Producer(id int64) (ProducerState, bool) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	e, ok := l.producers[id]
-	if !ok || len(e.batches) == 0 {
-		return ProducerState{}, false
-	}
-	last := e.batches[len(e.batches)-1]
-	return ProducerState{ProducerID: id, Epoch: e.epoch, LastSequence: last.lastSeq, LastOffset: last.lastOffset}, true
 }
 
 // recover loads the directory's segments and checkpoints and repairs what an unclean stop

@@ -105,7 +105,9 @@ var errCleanAborted = errors.New("log changed during cleaning")
 
 // swapInLocked replaces the old segments olds (contiguous, as the pass saw them with the
 // given sizes) by the cleaned segment ns, whose file is the fsynced <base>-<end>.cleaned.
-func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int64) error {
+// droppedAborts are the offsets of the ABORT markers the clean removed: their entries
+// leave the aborted-transaction index with them.
+func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int64, droppedAborts map[int64]bool) error {
 	discard := func(err error) error {
 		ns.file.Close()
 		l.fs.Remove(ns.path)
@@ -173,7 +175,11 @@ func (l *Log) swapInLocked(olds []*segment, sizes []int64, ns *segment, end int6
 	}
 	ns.path = newPath
 	for _, s := range olds {
-		ns.aborted = append(ns.aborted, s.aborted...)
+		for _, a := range s.aborted {
+			if !droppedAborts[a.LastOffset] {
+				ns.aborted = append(ns.aborted, a)
+			}
+		}
 	}
 	if err := ns.writeIndexes(l.fs, l.dir); err != nil {
 		l.cfg.Logger.Warn("journal: writing indexes failed; they will be rebuilt on open", "dir", l.dir, "err", err)

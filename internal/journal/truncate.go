@@ -48,11 +48,13 @@ func (l *Log) Truncate(offset int64) error {
 	if l.logStart > l.logEnd {
 		l.logStart = l.logEnd
 	}
-	l.producers.truncateFrom(l.logEnd)
 	l.cleaner.truncateFrom(l.logEnd)
-	if snaps := snapshotOffsets(l.fs, l.dir); len(snaps) > 0 && snaps[len(snaps)-1] > l.logEnd {
-		loadLatestSnapshot(l.fs, l.dir, l.logEnd) // removes snapshots past the new end
-	}
+	// Producer state as of the new end, as Kafka's UnifiedLog.truncateTo reloads it: the
+	// newest snapshot at or below it (those past it are removed), then the batches after
+	// it, so that the epochs and coordinator epochs of markers now gone are taken back.
+	table, at := loadLatestSnapshot(l.fs, l.dir, l.logEnd)
+	l.producers = table
+	l.scanHeaders(max(at, l.segments[0].base), l.producers.update)
 	// Markers past the new end are gone, so transactions they ended are open again.
 	l.replayTxnsLocked(l.logEnd)
 	if l.epochs.truncateFrom(l.logEnd) {

@@ -75,6 +75,7 @@ func (l *Log) noteTxnBatch(seg *segment, h record.Header, batch []byte) {
 	if err != nil {
 		return // another kind of control record: it ends nothing
 	}
+	l.producers.noteMarker(m)
 	// A marker with no open transaction (an empty one) is still recorded, as Kafka does.
 	first, ok := l.txns[h.ProducerID]
 	if !ok {

@@ -284,12 +284,13 @@ func (p *Partition) Append(batches []byte, logAppendTime bool, acksAll bool, min
 	if err != nil {
 		return journal.AppendResult{}, err
 	}
-	return p.AppendProduced(prod, logAppendTime, acksAll, minISR)
+	return p.AppendProduced(prod, logAppendTime, acksAll, minISR, journal.Verification{})
 }
 
 // AppendProduced is Append for batches the caller has walked and checked with
-// record.SplitProduced.
-func (p *Partition) AppendProduced(prod record.Produced, logAppendTime bool, acksAll bool, minISR int) (journal.AppendResult, error) {
+// record.SplitProduced, with what the broker's KIP-890 verification of a transaction's
+// first batch left (journal.Verification).
+func (p *Partition) AppendProduced(prod record.Produced, logAppendTime bool, acksAll bool, minISR int, verification journal.Verification) (journal.AppendResult, error) {
 	p.roles.RLock()
 	defer p.roles.RUnlock()
 	p.mu.Lock()
@@ -301,7 +302,7 @@ func (p *Partition) AppendProduced(prod record.Produced, logAppendTime bool, ack
 	case acksAll && isr < minISR:
 		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
 	}
-	res, err := p.log.AppendProduced(prod, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime})
+	res, err := p.log.AppendProduced(prod, journal.AppendOptions{LeaderEpoch: p.epoch.Load(), LogAppendTime: logAppendTime, Verification: verification})
 	if err == nil && !p.log.SyncsEachAppend() {
 		p.synced() // durable at once under fsync=interval|never: the mark may move now
 	}
@@ -365,4 +366,28 @@ func (p *Partition) Close() error {
 	p.notifyLocked()
 	p.mu.Unlock()
 	return p.log.Close()
+}
+
+// AppendMarker writes, as leader, the marker m that commits or aborts its producer's
+// transaction (WriteTxnMarkers) and returns without waiting; follow with WaitCommitted,
+// acksAll, as Kafka appends markers with required acks -1, which also refuses the append
+// while the ISR is below minISR (min.insync.replicas). The journal refuses a stale producer
+// or coordinator epoch; transactionVersion is the request's (2: KIP-890 part 2).
+func (p *Partition) AppendMarker(m record.EndTxnMarker, transactionVersion int8, minISR int) (journal.AppendResult, error) {
+	p.roles.RLock()
+	defer p.roles.RUnlock()
+	p.mu.Lock()
+	leader, isr := p.leader, len(p.isr)
+	p.mu.Unlock()
+	switch {
+	case leader != p.self:
+		return journal.AppendResult{}, ErrNotLeader
+	case isr < minISR:
+		return journal.AppendResult{}, fmt.Errorf("%w: %d in sync, %d required", errNotEnoughReplicasBefore, isr, minISR)
+	}
+	res, err := p.log.AppendMarker(m, transactionVersion, journal.AppendOptions{LeaderEpoch: p.epoch.Load()})
+	if err == nil && !p.log.SyncsEachAppend() {
+		p.synced()
+	}
+	return res, err
 }
