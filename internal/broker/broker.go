@@ -25,6 +25,7 @@ import (
 	"github.com/strand-data/strand/internal/journal"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
+	"github.com/strand-data/strand/internal/txn"
 	"github.com/strand-data/strand/internal/vfs"
 )
 
@@ -119,14 +120,19 @@ type topicPartition struct {
 
 // Broker is one Strand node.
 type Broker struct {
-	cfg     Config
-	log     *slog.Logger
-	meta    *cluster.Node
-	groups  *group.Coordinator
-	wire    *kafka.Server
-	http    *httpapi.Server
-	metrics *brokerMetrics
-	reg     *prometheus.Registry
+	cfg    Config
+	log    *slog.Logger
+	meta   *cluster.Node
+	groups *group.Coordinator
+	txns   *txn.Coordinator // txn.go
+	// txnLoadMu serializes loadTxns.
+	txnLoadMu sync.Mutex
+	// txnClient sends this node's requests to other nodes: markers, verification.
+	txnClient *kgo.Client
+	wire      *kafka.Server
+	http      *httpapi.Server
+	metrics   *brokerMetrics
+	reg       *prometheus.Registry
 
 	mu         sync.RWMutex
 	partitions map[topicPartition]*partition.Partition
@@ -267,6 +273,19 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx, replicaClient)
 	defer b.fetchers.close()
 
+	txnClient, err := newInterBrokerClient(advertised, b.cfg.NodeID)
+	if err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return fmt.Errorf("inter-broker client: %w", err)
+	}
+	defer txnClient.Close()
+	if err := b.startTxns(ctx, txnClient); err != nil {
+		b.wire.Close()
+		b.closePartitions()
+		return err
+	}
+
 	b.bg.Add(6)
 	go b.watchStorage(ctx)
 	go b.watchMetadata(ctx)
@@ -293,7 +312,8 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.close()
 	b.bg.Wait()
 	gerr := b.groups.Close()
-	return errors.Join(werr, gerr, b.closePartitions())
+	terr := b.txns.Close()
+	return errors.Join(werr, gerr, terr, b.closePartitions())
 }
 
 // controlledShutdown asks the controller to move leadership off this node before it stops
@@ -337,6 +357,9 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 		}
 		if err := b.loadGroups(ctx); err != nil {
 			b.log.Error("loading consumer groups", "err", err)
+		}
+		if err := b.loadTxns(ctx); err != nil {
+			b.log.Error("loading transactions", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -426,6 +449,7 @@ func (b *Broker) journalConfig(s *cluster.State, topic string) journal.Config {
 	c.IndexIntervalBytes = int(s.TopicConfigInt(topic, "index.interval.bytes"))
 	c.FileDeleteDelay = time.Duration(s.TopicConfigInt(topic, "file.delete.delay.ms")) * time.Millisecond
 	c.CheckpointInterval = time.Duration(b.brokerConfigInt(s, "log.flush.offset.checkpoint.interval.ms")) * time.Millisecond
+	c.ProducerIDExpiration = time.Duration(b.brokerConfigInt(s, "producer.id.expiration.ms")) * time.Millisecond
 	c.Synced = b.observeFsync
 	// A compacted topic's active segment rolls by max.compaction.lag.ms too, as in Kafka,
 	// since the cleaner only compacts closed segments.

@@ -13,6 +13,7 @@ import (
 	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/kafka"
 	"github.com/strand-data/strand/internal/partition"
+	"github.com/strand-data/strand/internal/txn"
 )
 
 // offsetsLog adapts a local __consumer_offsets replica to what the coordinator needs.
@@ -181,12 +182,19 @@ type pendingGroup group.Wait
 func (p pendingGroup) Wait(ctx context.Context) kafka.Response { return group.Wait(p)(ctx) }
 
 // handleFindCoordinator: a group's coordinator is the leader of its __consumer_offsets
-// partition; any node answers from its metadata.
+// partition, a transactional id's the leader of its __transaction_state partition; any node
+// answers from its metadata. Each topic is created at the first request for its kind of
+// coordinator, as Kafka does.
 func (b *Broker) handleFindCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) kafka.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	if req.CoordinatorType == 0 {
+	switch req.CoordinatorType {
+	case 0:
 		if err := b.ensureOffsetsTopic(ctx); err != nil {
 			b.log.Warn("creating the group coordinator's topic", "err", err)
+		}
+	case 1:
+		if err := b.ensureTxnTopic(ctx); err != nil {
+			b.log.Warn("creating the transaction coordinator's topic", "err", err)
 		}
 	}
 	keys := req.CoordinatorKeys
@@ -194,23 +202,41 @@ func (b *Broker) handleFindCoordinator(ctx context.Context, req *kmsg.FindCoordi
 		keys = []string{req.CoordinatorKey}
 	}
 	s := b.meta.State()
-	offsets := s.Topics[group.OffsetsTopic]
 	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID = key, -1
-		switch {
-		case req.CoordinatorType != 0:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			c.ErrorMessage = kmsg.StringPtr("transactions are not supported")
-		case b.groups == nil || offsets == nil:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		default:
-			leader := offsets.Partitions[b.groups.PartitionOf(key)].Leader
-			br, live := s.Brokers[leader]
-			if !live || br.Fenced || leader == b.cfg.NodeID && !b.groups.IsLoaded(b.groups.PartitionOf(key)) {
-				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-				break
+		var (
+			topic    *cluster.Topic
+			id       int32
+			isLoaded func(int32) bool
+		)
+		switch req.CoordinatorType {
+		case 0:
+			topic = s.Topics[group.OffsetsTopic]
+			if b.groups != nil {
+				id, isLoaded = b.groups.PartitionOf(key), b.groups.IsLoaded
 			}
+		case 1:
+			topic = s.Topics[txn.StateTopic]
+			if b.txns != nil && topic != nil {
+				id, isLoaded = txn.PartitionFor(key, int32(len(topic.Partitions))), b.txns.IsLoaded
+			}
+		default:
+			c.ErrorCode = kerr.InvalidRequest.Code
+			c.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("unknown coordinator type %d", req.CoordinatorType))
+			resp.Coordinators = append(resp.Coordinators, c)
+			continue
+		}
+		if topic == nil || isLoaded == nil {
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			resp.Coordinators = append(resp.Coordinators, c)
+			continue
+		}
+		leader := topic.Partitions[id].Leader
+		br, live := s.Brokers[leader]
+		if !live || br.Fenced || leader == b.cfg.NodeID && !isLoaded(id) {
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		} else {
 			c.NodeID, c.Host, c.Port = br.ID, br.Host, br.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, c)

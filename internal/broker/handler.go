@@ -21,7 +21,6 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.CreateTopics), MinVersion: 0, MaxVersion: 7},
 	{ApiKey: int16(kmsg.DeleteTopics), MinVersion: 0, MaxVersion: 6},
 	{ApiKey: int16(kmsg.DeleteRecords), MinVersion: 0, MaxVersion: 2},
-	{ApiKey: int16(kmsg.InitProducerID), MinVersion: 0, MaxVersion: 4},
 	{ApiKey: int16(kmsg.OffsetForLeaderEpoch), MinVersion: 0, MaxVersion: 4},
 	{ApiKey: int16(kmsg.DescribeConfigs), MinVersion: 0, MaxVersion: 4},
 	{ApiKey: int16(kmsg.AlterConfigs), MinVersion: 0, MaxVersion: 2},
@@ -78,6 +77,9 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 	}
 	if isGroupAPI(req.Key) {
 		return b.handleGroup(ctx, req)
+	}
+	if isTxnAPI(req.Key) {
+		return b.handleTxn(ctx, req.Body)
 	}
 	switch r := req.Body.(type) {
 	case *kmsg.FindCoordinatorRequest:

@@ -284,15 +284,26 @@ func (w *pendingAppend) wait(ctx context.Context) {
 const producerIDBlock = 1000
 
 // handleInitProducerID gives an idempotent producer a fresh id from a block reserved in
-// the metadata log. Transactions are not supported yet: a transactional id is refused.
+// the metadata log; a transactional producer's request goes to its transaction
+// coordinator (txn.go).
 func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProducerIDRequest) kafka.Response {
+	if req.TransactionalID != nil {
+		return b.handleTxn(ctx, req)
+	}
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		b.log.Warn("refusing transactional producer: transactions are not supported", "transactional_id", *req.TransactionalID)
+	id, err := b.allocateProducerID(ctx)
+	if err != nil {
+		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		return resp
 	}
+	resp.ProducerID, resp.ProducerEpoch = id, 0
+	return resp
+}
+
+// allocateProducerID hands out the next producer id of the block this node reserved in the
+// metadata log, reserving a new block when it is used up.
+func (b *Broker) allocateProducerID(ctx context.Context) (int64, error) {
 	b.pidMu.Lock()
 	defer b.pidMu.Unlock()
 	if b.pidNext >= b.pidEnd {
@@ -301,14 +312,13 @@ func (b *Broker) handleInitProducerID(ctx context.Context, req *kmsg.InitProduce
 			reason := producerIDReason(err)
 			b.metrics.producerIDErr.WithLabelValues(reason).Inc()
 			b.log.Debug("no producer id block", "reason", reason, "err", err)
-			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
-			return resp
+			return -1, err
 		}
 		b.pidNext, b.pidEnd = first, first+producerIDBlock
 	}
-	resp.ProducerID, resp.ProducerEpoch = b.pidNext, 0
+	id := b.pidNext
 	b.pidNext++
-	return resp
+	return id, nil
 }
 
 // producerIDReason names why a producer-id block could not be reserved, for the

@@ -13,9 +13,9 @@ import (
 	"github.com/strand-data/strand/internal/record"
 )
 
-// Transactional produce is refused until the coordinator exists, so these tests write
-// transactional batches and markers straight into the partition's journal, as the
-// coordinator and a transactional producer will.
+// These tests write transactional batches and markers straight into the partition's
+// journal, so the read side is tested apart from the producer and the coordinator
+// (txnmarkers_test.go and test/compat drive the whole path).
 
 const attrTransactional = 0x10
 

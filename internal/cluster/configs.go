@@ -194,8 +194,17 @@ var brokerDefs = []ConfigDef{
 	{Name: "offsets.retention.minutes", Type: TypeInt, Default: "10080", Validate: intRange(1, math.MaxInt32), Doc: "How long committed offsets of empty groups are kept."},
 	{Name: "offsets.topic.num.partitions", Type: TypeInt, Default: "50", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Partitions of __consumer_offsets."},
 	{Name: "offsets.topic.replication.factor", Type: TypeShort, Default: "3", ReadOnly: true, Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of __consumer_offsets."},
+	{Name: "producer.id.expiration.ms", Type: TypeInt, Default: "86400000", Validate: intRange(1, math.MaxInt32), Doc: "How long a producer that writes nothing keeps its state in a partition (never while its transaction is open)."},
 	{Name: "replica.lag.time.max.ms", Type: TypeLong, Default: "30000", ReadOnly: true, Validate: intRange(1, maxLong), Doc: "How long a follower may stay behind its leader's log end before it leaves the ISR."},
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest request frame accepted."},
+	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: TypeInt, Default: "10000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often the transaction coordinator aborts transactions past their timeout."},
+	{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest transaction.timeout.ms a producer may ask for."},
+	{Name: "transaction.remove.expired.transaction.cleanup.interval.ms", Type: TypeInt, Default: "3600000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often the transaction coordinator looks for expired transactional ids."},
+	{Name: "transaction.state.log.min.isr", Type: TypeInt, Default: "2", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "min.insync.replicas of __transaction_state (at most its replication factor)."},
+	{Name: "transaction.state.log.num.partitions", Type: TypeInt, Default: "50", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Partitions of __transaction_state."},
+	{Name: "transaction.state.log.replication.factor", Type: TypeShort, Default: "3", ReadOnly: true, Validate: intRange(1, math.MaxInt16), Doc: "Replication factor of __transaction_state."},
+	{Name: "transaction.state.log.segment.bytes", Type: TypeInt, Default: "104857600", ReadOnly: true, Validate: intRange(14, math.MaxInt32), Doc: "segment.bytes of __transaction_state."},
+	{Name: "transactional.id.expiration.ms", Type: TypeInt, Default: "604800000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How long an idle transactional id is kept."},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Validate: boolean, Doc: "Default unclean.leader.election.enable."},
 }
 

@@ -261,11 +261,11 @@ func TestVerificationGuard(t *testing.T) {
 func TestTruncateTakesBackMarkerState(t *testing.T) {
 	l := openLog(t, t.TempDir(), quietConfig())
 	defer l.Close()
-	mustAppend(t, l, epochTxnBatch(t, 7, 0, 0, 2, 1000)) // 0-1
+	mustAppend(t, l, epochTxnBatch(t, 7, 0, 0, 2, 1000))      // 0-1
 	if _, err := appendMarker(l, 7, 0, 1, true); err != nil { // 2
 		t.Fatal(err)
 	}
-	mustAppend(t, l, epochTxnBatch(t, 7, 0, 2, 1, 1000)) // 3
+	mustAppend(t, l, epochTxnBatch(t, 7, 0, 2, 1, 1000))       // 3
 	if _, err := appendMarker(l, 7, 1, 2, false); err != nil { // 4: a new coordinator fences epoch 0
 		t.Fatal(err)
 	}

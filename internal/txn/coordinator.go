@@ -193,7 +193,13 @@ func (c *Coordinator) Load(ctx context.Context, partition int32, coordinatorEpoc
 			c.completeLocked(p, m)
 		}
 	}
-	c.cfg.Logger.Info("loaded transaction state", "partition", partition, "coordinator_epoch", coordinatorEpoch, "transactional_ids", len(table))
+	// Fifty empty partitions load when the topic is created: only state worth knowing is
+	// logged at info.
+	level := slog.LevelDebug
+	if len(table) > 0 {
+		level = slog.LevelInfo
+	}
+	c.cfg.Logger.Log(context.Background(), level, "loaded transaction state", "partition", partition, "coordinator_epoch", coordinatorEpoch, "transactional_ids", len(table))
 	return nil
 }
 
