@@ -54,7 +54,8 @@ type lagRow struct {
 	Member    string `json:"member,omitempty"`
 	Committed int64  `json:"committed"`
 	End       int64  `json:"log_end_offset"`
-	Lag       int64  `json:"lag"`
+	Stable    int64  `json:"last_stable_offset"`
+	Lag       int64  `json:"lag"` // to the last stable offset: what a read_committed consumer can still read
 }
 
 func newGroupDescribeCmd() *cobra.Command {
@@ -95,10 +96,21 @@ func newGroupDescribeCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				stables, err := adm.ListCommittedOffsets(ctx, topics...)
+				if err != nil {
+					return err
+				}
+				// Lag is measured to the last stable offset, as for a read_committed consumer:
+				// the records of open transactions are not yet readable, and a transaction's
+				// marker is not a record to consume. Without transactions it is the high
+				// watermark.
 				offsets.Each(func(o kadm.OffsetResponse) {
 					r := lagRow{Topic: o.Topic, Partition: o.Partition, Committed: o.At, Member: owner[o.Topic+"/"+strconv.Itoa(int(o.Partition))]}
 					if e, ok := ends.Lookup(o.Topic, o.Partition); ok && e.Err == nil {
-						r.End, r.Lag = e.Offset, max(0, e.Offset-o.At)
+						r.End, r.Stable, r.Lag = e.Offset, e.Offset, max(0, e.Offset-o.At)
+					}
+					if e, ok := stables.Lookup(o.Topic, o.Partition); ok && e.Err == nil {
+						r.Stable, r.Lag = e.Offset, max(0, e.Offset-o.At)
 					}
 					rows = append(rows, r)
 				})
@@ -131,9 +143,9 @@ func newGroupDescribeCmd() *cobra.Command {
 			var table [][]string
 			for _, r := range rows {
 				table = append(table, []string{r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Committed, 10),
-					strconv.FormatInt(r.End, 10), strconv.FormatInt(r.Lag, 10), r.Member})
+					strconv.FormatInt(r.End, 10), strconv.FormatInt(r.Stable, 10), strconv.FormatInt(r.Lag, 10), r.Member})
 			}
-			printTable(w, []string{"TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"}, table)
+			printTable(w, []string{"TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAST-STABLE", "LAG", "MEMBER"}, table)
 			return nil
 		}),
 	}

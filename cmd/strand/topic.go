@@ -142,6 +142,11 @@ func newTopicDescribeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// ListOffsets with isolation read_committed answers the last stable offset.
+			stables, err := adm.ListCommittedOffsets(ctx, args[0])
+			if err != nil {
+				return err
+			}
 			configs, err := adm.DescribeTopicConfigs(ctx, args[0])
 			if err != nil {
 				return err
@@ -154,6 +159,7 @@ func newTopicDescribeCmd() *cobra.Command {
 				ISR       []int32 `json:"isr"`
 				Start     int64   `json:"log_start_offset"`
 				End       int64   `json:"high_watermark"`
+				Stable    int64   `json:"last_stable_offset"`
 			}
 			out := struct {
 				Topic      string            `json:"topic"`
@@ -168,6 +174,9 @@ func newTopicDescribeCmd() *cobra.Command {
 				}
 				if o, ok := ends.Lookup(args[0], p.Partition); ok {
 					r.End = o.Offset
+				}
+				if o, ok := stables.Lookup(args[0], p.Partition); ok {
+					r.Stable = o.Offset
 				}
 				out.Partitions = append(out.Partitions, r)
 			}
@@ -187,9 +196,9 @@ func newTopicDescribeCmd() *cobra.Command {
 			var rows [][]string
 			for _, r := range out.Partitions {
 				rows = append(rows, []string{strconv.Itoa(int(r.Partition)), strconv.Itoa(int(r.Leader)), strconv.Itoa(int(r.Epoch)),
-					ints(r.Replicas), ints(r.ISR), strconv.FormatInt(r.Start, 10), strconv.FormatInt(r.End, 10)})
+					ints(r.Replicas), ints(r.ISR), strconv.FormatInt(r.Start, 10), strconv.FormatInt(r.End, 10), strconv.FormatInt(r.Stable, 10)})
 			}
-			printTable(w, []string{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK"}, rows)
+			printTable(w, []string{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "LOG-START", "HIGH-WATERMARK", "LAST-STABLE"}, rows)
 			fmt.Fprintln(w)
 			printTable(w, []string{"CONFIG", "VALUE", "SOURCE"}, configRows)
 			return nil
