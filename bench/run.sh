@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the standard workloads (issues 7 and 18) against a fresh single-node Strand (--fsync=always) on
+# Runs the standard workloads (issues 7, 13 and 18) against a fresh single-node Strand (--fsync=always) on
 # loopback, measures this machine's references in the same run (sequential write bandwidth
 # with fsync; loopback TCP bandwidth), and prints every Strand figure as a ratio to its
 # reference.
@@ -162,6 +162,14 @@ for rate in 5000 20000; do
   bench "e2e-$rate" e2e --topic e2e --partitions 6 --record-size 1024 --acks all --rate "$rate" \
     --duration "${secs}s" --producers 1 --consumers 1 --linger 0s --http "127.0.0.1:$hport"
 done
+# Transactions (issue 13): the same produce as produce-1k, each producer committing a
+# transaction every 1000 records; then the data read back at both isolation levels.
+warmup ptx 6 1024
+bench txn-1k produce --topic ptx --partitions 6 --record-size 1024 --acks all \
+  --duration "${secs}s" --producers "$producers" --transaction-records 1000
+txn_records=$(field "$out/txn-1k.json" acked)
+bench consume-ptx consume --topic ptx --records "$txn_records" --consumers 1
+bench consume-ptx-rc consume --topic ptx --records "$txn_records" --consumers 1 --read-committed
 warmup p1k-1000 1000 1024
 bench produce-1k-1000p produce --topic p1k-1000 --partitions 1000 --record-size 1024 --acks all \
   --duration "${secs}s" --producers "$producers"
@@ -237,6 +245,15 @@ for rate in 5000 20000; do
     row "e2e at $rate/s, 3 nodes RF 3, p99" "$(printf '%.2f ms' "$c99")" "1 node $(printf '%.2f ms' "$e99")" "$r" "<= 2" "$(met "$r" "<=" 2)"
   fi
 done
+ptx=$(field "$out/txn-1k.json" bytes_per_sec)
+r=$(ratio "$ptx" "$p1k")
+row "produce 1 KiB in transactions of 1000" "$(mb "$ptx")" "idempotent $(mb "$p1k")" "$r" ">= 0.9" "$(met "$r" ">=" 0.9)"
+end99=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end_txn_latency"]["p99_ms"])' "$out/txn-1k.json" 2>/dev/null || echo 999)
+goal=$(awk -v f="$fs99" 'BEGIN{printf "%.2f", 2 * f + 2}')
+row "EndTxn (commit) p99" "$(printf '%.2f ms' "$end99")" "fdatasync p99 $(printf '%.2f' "$fs99") ms" "-" "<= $goal ms" "$(met "$end99" "<=" "$goal")"
+crc=$(field "$out/consume-ptx-rc.json" bytes_per_sec); cru=$(field "$out/consume-ptx.json" bytes_per_sec)
+r=$(ratio "$crc" "$cru")
+row "consume read_committed (same data)" "$(mb "$crc")" "read_uncommitted $(mb "$cru")" "$r" ">= 0.9" "$(met "$r" ">=" 0.9)"
 r=$(ratio "$p1000" "$p1k")
 row "produce 1 KiB, 1000 partitions" "$(mb "$p1000")" "6 partitions $(mb "$p1k")" "$r" ">= 0.7" "$(met "$r" ">=" 0.7)"
 echo

@@ -125,9 +125,11 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 		f.DurationVar(&cfg.Linger, "linger", cfg.Linger, "how long a partition's batch waits for more records")
 		f.Int32Var(&cfg.BatchBytes, "batch-bytes", cfg.BatchBytes, "largest record batch")
 		f.Float64Var(&cfg.Rate, "rate", 0, "offered load in records/s across producers (0: as fast as possible)")
+		f.IntVar(&cfg.TxnRecords, "transaction-records", 0, "make each producer transactional, committing every N records (0: not transactional)")
 	}
 	if mode != bench.Produce {
 		f.IntVar(&cfg.Consumers, "consumers", cfg.Consumers, "consumer clients (partitions are split between them)")
+		f.BoolVar(&cfg.ReadCommitted, "read-committed", false, "consume with isolation.level=read_committed")
 	}
 	if mode == bench.E2E {
 		f.StringVar(&httpAddrs, "http", "", "the brokers' HTTP addresses, comma-separated, for the server's part of the latency breakdown (STRAND_HTTP)")

@@ -39,6 +39,11 @@ type Config struct {
 	// Rate is the offered load in records per second across all producers; 0 sends as fast
 	// as the producers accept.
 	Rate float64
+	// TxnRecords, when above 0, makes every producer transactional: it commits a
+	// transaction after every TxnRecords records it sends.
+	TxnRecords int
+	// ReadCommitted makes the consumers read with isolation.level=read_committed.
+	ReadCommitted bool
 
 	// Progress receives a line every ProgressInterval while the workload runs; nil for none.
 	Progress         io.Writer
@@ -106,6 +111,10 @@ func (c *Config) validate(mode Mode) error {
 		return fmt.Errorf("--batch-bytes must be at least 512")
 	case c.Linger < 0:
 		return fmt.Errorf("--linger must not be negative")
+	case c.TxnRecords < 0:
+		return fmt.Errorf("--transaction-records must not be negative")
+	case c.TxnRecords > 0 && c.Acks != "all" && c.Acks != "-1":
+		return fmt.Errorf("--transaction-records needs --acks all: a transactional producer is idempotent")
 	}
 	if _, err := c.producerOpts(); err != nil {
 		return err

@@ -44,8 +44,13 @@ func newConsumers(cfg *Config, from map[int32]int64, stamped bool, spans *client
 		for k := i; k < len(ids); k += n {
 			assigned[ids[k]] = kgo.NewOffset().At(from[ids[k]])
 		}
+		isolation := kgo.ReadUncommitted()
+		if cfg.ReadCommitted {
+			isolation = kgo.ReadCommitted()
+		}
 		cl, err := cfg.client(append(spans.consumerOpts(),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: assigned}),
+			kgo.FetchIsolationLevel(isolation),
 			kgo.FetchMaxPartitionBytes(4<<20),
 			kgo.FetchMaxWait(500*time.Millisecond),
 		)...)

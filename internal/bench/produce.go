@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ type producers struct {
 	value   []byte
 	lat     *latencies
 
+	// endTxn is the latency of EndTxn (commit) when the producers are transactional.
+	endTxn *latencies
+	txns   atomic.Int64
+
 	sent, acked, ackedBytes, failed atomic.Int64
 	lastAck                         atomic.Int64 // unix nanos of the latest acknowledgement
 	errMu                           sync.Mutex
@@ -39,14 +44,19 @@ func newProducers(cfg *Config, stamp bool, spans *clientSpans) (*producers, erro
 		return nil, err
 	}
 	opts = append(opts, spans.producerOpts()...)
-	p := &producers{cfg: cfg, stamp: stamp, lat: newLatencies(), value: make([]byte, cfg.RecordSize)}
+	p := &producers{cfg: cfg, stamp: stamp, lat: newLatencies(), endTxn: newLatencies(), value: make([]byte, cfg.RecordSize)}
 	// Random bytes, so that compression has honest work to do.
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range p.value {
 		p.value[i] = byte('a' + rng.IntN(26))
 	}
-	for range cfg.Producers {
-		cl, err := cfg.client(opts...)
+	run := time.Now().UnixNano()
+	for i := range cfg.Producers {
+		clientOpts := opts
+		if cfg.TxnRecords > 0 {
+			clientOpts = append(clientOpts[:len(clientOpts):len(clientOpts)], kgo.TransactionalID(fmt.Sprintf("%s-bench-%d-%d", cfg.Topic, run, i)))
+		}
+		cl, err := cfg.client(clientOpts...)
 		if err != nil {
 			p.close()
 			return nil, err
@@ -79,9 +89,18 @@ func (p *producers) run(ctx, sendCtx context.Context, start time.Time) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if p.cfg.TxnRecords > 0 {
+				if err := cl.BeginTransaction(); err != nil {
+					p.fail(err)
+					return
+				}
+			}
 			p.send(ctx, sendCtx, cl, share, start, p.cfg.Rate/float64(n))
 			// Records already handed over must be accounted for, so not sendCtx.
 			cl.Flush(ctx)
+			if p.cfg.TxnRecords > 0 {
+				p.commit(ctx, cl, false)
+			}
 		}()
 	}
 	wg.Wait()
@@ -99,6 +118,9 @@ func (p *producers) send(ctx, sendCtx context.Context, cl *kgo.Client, share int
 	defer timer.Stop()
 	for k := int64(0); share < 0 || k < share; k++ {
 		if sendCtx.Err() != nil {
+			return
+		}
+		if p.cfg.TxnRecords > 0 && k > 0 && k%int64(p.cfg.TxnRecords) == 0 && !p.commit(ctx, cl, true) {
 			return
 		}
 		due := time.Now()
@@ -141,6 +163,30 @@ func (p *producers) send(ctx, sendCtx context.Context, cl *kgo.Client, share int
 			p.lastAck.Store(now.UnixNano())
 		})
 	}
+}
+
+// commit ends the producer's transaction once its records are acknowledged, timing the
+// EndTxn alone, and begins the next one if again. It reports whether sending may go on.
+func (p *producers) commit(ctx context.Context, cl *kgo.Client, again bool) bool {
+	if err := cl.Flush(ctx); err != nil {
+		p.fail(err)
+		return false
+	}
+	began := time.Now()
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		p.fail(fmt.Errorf("end transaction: %w", err))
+		return false
+	}
+	p.endTxn.record(time.Since(began))
+	p.txns.Add(1)
+	if !again {
+		return true
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		p.fail(err)
+		return false
+	}
+	return true
 }
 
 func (p *producers) fail(err error) {

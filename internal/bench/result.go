@@ -32,6 +32,10 @@ type Result struct {
 	// a pure Consume has none. AckLatency is the producers' latency during an E2E run.
 	Latency    *Percentiles `json:"latency,omitempty"`
 	AckLatency *Percentiles `json:"ack_latency,omitempty"`
+	// Transactions and EndTxnLatency: with --transaction-records, the transactions
+	// committed and how long each EndTxn (commit) took, its records already acknowledged.
+	Transactions  int64        `json:"transactions,omitempty"`
+	EndTxnLatency *Percentiles `json:"end_txn_latency,omitempty"`
 	// Breakdown (E2E) is where a record batch's time went, stage by stage: the client's
 	// produce round trip (which holds the server's append, fsync and replicate stages),
 	// the server's stages from its /metrics, and the consumer's handoff.
@@ -74,6 +78,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row("ack latency", r.AckLatency)
 	default:
 		row("latency", r.Latency)
+	}
+	if r.Transactions > 0 {
+		fmt.Fprintf(tw, "transactions\t%d committed\n", r.Transactions)
+		row("EndTxn latency", r.EndTxnLatency)
 	}
 	if len(r.Breakdown) > 0 {
 		fmt.Fprintf(tw, "breakdown\tp50 / p99 / p99.9 ms (count)\n")

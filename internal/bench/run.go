@@ -92,6 +92,9 @@ func runProduce(ctx context.Context, cfg *Config, res *Result) error {
 	res.Sent, res.Acked, res.Errors, res.FirstError = p.sent.Load(), p.acked.Load(), p.failed.Load(), p.firstError()
 	res.Records, res.Bytes = res.Acked, p.ackedBytes.Load()
 	res.Latency = p.lat.percentiles()
+	if res.Transactions = p.txns.Load(); res.Transactions > 0 {
+		res.EndTxnLatency = p.endTxn.percentiles()
+	}
 	finish(res, end.Sub(start))
 	return ctx.Err()
 }
@@ -191,6 +194,9 @@ func runE2E(ctx context.Context, cfg *Config, res *Result, from map[int32]int64)
 	res.Sent, res.Acked, res.Errors, res.FirstError = p.sent.Load(), p.acked.Load(), p.failed.Load(), p.firstError()
 	res.Records, res.Bytes = c.consumed.Load(), c.consumedBytes.Load()
 	res.Latency, res.AckLatency = c.lat.percentiles(), p.lat.percentiles()
+	if res.Transactions = p.txns.Load(); res.Transactions > 0 {
+		res.EndTxnLatency = p.endTxn.percentiles()
+	}
 	res.Breakdown = append(res.Breakdown, clientStage("produce request round trip", spans.roundTrip))
 	if len(cfg.MetricsAddrs) > 0 {
 		after, err := scrapeHistograms(ctx, cfg.MetricsAddrs)
