@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(&out, "\nintegrity scenarios (lost and div(ergent replicas) must be 0)\n%s\n%s\n%s\n\n",
 			IntegrityHeader, strings.Repeat("-", len(IntegrityHeader)), strings.Join(integritySummary, "\n"))
 	}
+	if len(txnSummary) > 0 {
+		fmt.Fprintf(&out, "\ntransactional scenarios (lost, dups, aborted reads, partial, order, late, indet., chain must be 0)\n%s\n%s\n%s\n\n",
+			TxnTableHeader, strings.Repeat("-", len(TxnTableHeader)), strings.Join(txnSummary, "\n"))
+	}
 	fmt.Print(out.String())
 	// go test shows a passing package's output only with -v; STRAND_FIGURES names a file
 	// that collects the tables for CI to print.
