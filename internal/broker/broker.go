@@ -42,6 +42,9 @@ type Config struct {
 	Logger              *slog.Logger
 	// GroupInitialRebalanceDelay overrides group.initial.rebalance.delay.ms when set.
 	GroupInitialRebalanceDelay *time.Duration
+	// TxnVerifier, when set, replaces the transaction coordinator as the verifier of
+	// transactional produce (KIP-890 part 1): tests of the partition side use it.
+	TxnVerifier TxnVerifier
 	// StaticConfigs are broker configs fixed for this node's run (`serve --broker-config`),
 	// as Kafka's server.properties: they override defaults and read-only configs.
 	StaticConfigs map[string]string

@@ -67,7 +67,12 @@ func (b *Broker) startTxns(ctx context.Context, client *kgo.Client) error {
 		ExpirationInterval: time.Duration(b.brokerConfigInt(s, "transaction.remove.expired.transaction.cleanup.interval.ms")) * time.Millisecond,
 		Logger:             b.log,
 	}, txnEnv{b}, txnMarkers{b})
-	b.txnVerifier = txnVerifier{b}
+	switch v, _, _ := b.brokerConfig(s, "transaction.partition.verification.enable"); {
+	case b.cfg.TxnVerifier != nil:
+		b.txnVerifier = b.cfg.TxnVerifier
+	case v != "false":
+		b.txnVerifier = txnVerifier{b}
+	}
 	return b.loadTxns(ctx)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/record"
 )
+
+// withoutVerification turns KIP-890 verification off (Kafka's
+// transaction.partition.verification.enable=false), for tests that drive the partition
+// side with producer ids no coordinator knows.
+func withoutVerification(c *Config) {
+	c.StaticConfigs = map[string]string{"transaction.partition.verification.enable": "false"}
+}
 
 // epochTxnRecords is a batch of producer pid's transaction at epoch holding one record per
 // value.
@@ -91,7 +99,7 @@ func describeProducers(t testing.TB, cl *kgo.Client, b *Broker, topic string) km
 // transactional id; markers and batches of a fenced epoch, and markers of an older
 // coordinator, are refused as Kafka refuses them; DescribeProducers shows the state.
 func TestTransactionalProduceAndMarkers(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
+	b, _ := startBrokerWith(t, t.TempDir(), withoutVerification)
 	cl := client(t, b)
 	createTopic(t, cl, "tx", 1, nil)
 	txnID := kmsg.StringPtr("t1")
@@ -192,9 +200,8 @@ func (v *refusingVerifier) set(err error) int {
 // transaction (KIP-890 part 1); a refusal is the produce's answer and writes nothing;
 // batches of a transaction already open here are not asked about.
 func TestTransactionalProduceVerification(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
 	v := &refusingVerifier{err: kerr.InvalidTxnState}
-	b.txnVerifier = v
+	b, _ := startBrokerWith(t, t.TempDir(), func(c *Config) { c.TxnVerifier = v })
 	cl := client(t, b)
 	createTopic(t, cl, "verified", 1, nil)
 	txnID := kmsg.StringPtr("t2")
@@ -233,7 +240,7 @@ func TestTransactionalProduceVerification(t *testing.T) {
 // RequireStable OffsetFetch is told UNSTABLE_OFFSET_COMMIT. A producer fenced by a newer
 // epoch cannot commit offsets.
 func TestTxnOffsetCommitThroughMarkers(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
+	b, _ := startBrokerWith(t, t.TempDir(), withoutVerification)
 	cl := client(t, b)
 	createTopic(t, cl, "in", 1, nil)
 	const pid, groupID = 200, "etl"
@@ -302,15 +309,19 @@ func (f verifierFunc) VerifyPartition(ctx context.Context, transactionalID strin
 // lands before the produce's batch: the batch is refused (INVALID_TXN_STATE) and opens no
 // transaction that would hold the last stable offset forever.
 func TestVerifiedProduceOvertakenByMarker(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
+	var started atomic.Pointer[Broker] // the verifier runs on connection goroutines
+	b, _ := startBrokerWith(t, t.TempDir(), func(c *Config) {
+		c.TxnVerifier = verifierFunc(func(pid int64, epoch int16) error {
+			// The coordinator said yes, then the transaction timed out and was aborted.
+			part, _ := started.Load().partition("late", 0)
+			_, err := part.AppendMarker(record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: 1}, 0, 1)
+			return err
+		})
+	})
+	started.Store(b)
 	cl := client(t, b)
 	createTopic(t, cl, "late", 1, nil)
 	part, _ := b.partition("late", 0)
-	b.txnVerifier = verifierFunc(func(pid int64, epoch int16) error {
-		// The coordinator said yes, then the transaction timed out and was aborted.
-		_, err := part.AppendMarker(record.EndTxnMarker{ProducerID: pid, ProducerEpoch: epoch, CoordinatorEpoch: 1}, 0, 1)
-		return err
-	})
 	if p := produceTo(t, cl, "late", kmsg.StringPtr("t4"), epochTxnRecords(t, 9, 0, 0, "late")); p.ErrorCode != kerr.InvalidTxnState.Code {
 		t.Fatalf("produce overtaken by its transaction's marker: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
@@ -346,7 +357,7 @@ func TestMarkerNeedsMinInSyncReplicas(t *testing.T) {
 // replayed as pending until its COMMIT marker.
 func TestTransactionsAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	b, stop := startBroker(t, dir)
+	b, stop := startBrokerWith(t, dir, withoutVerification)
 	cl := client(t, b)
 	createTopic(t, cl, "rs", 1, nil)
 	const pid, groupID = 300, "rsg"
@@ -370,7 +381,7 @@ func TestTransactionsAcrossRestart(t *testing.T) {
 	cl.Close()
 	stop()
 
-	b, _ = startBroker(t, dir)
+	b, _ = startBrokerWith(t, dir, withoutVerification)
 	cl = client(t, b)
 	if codes := writeMarker(t, cl, b, pid, 0, 4, true, "rs"); codes[0] != kerr.TransactionCoordinatorFenced.Code {
 		t.Fatalf("marker of an older coordinator after the restart: %v", kerr.ErrorForCode(codes[0]))
@@ -422,9 +433,8 @@ func TestTransactionsAcrossRestart(t *testing.T) {
 // partition, which AddOffsetsToTxn put in the transaction); a refusal is the commit's
 // answer and leaves nothing pending.
 func TestTxnOffsetCommitVerified(t *testing.T) {
-	b, _ := startBroker(t, t.TempDir())
 	v := &refusingVerifier{err: kerr.InvalidTxnState}
-	b.txnVerifier = v
+	b, _ := startBrokerWith(t, t.TempDir(), func(c *Config) { c.TxnVerifier = v })
 	cl := client(t, b)
 	createTopic(t, cl, "vin", 1, nil)
 	commit := func() int16 {

@@ -199,6 +199,7 @@ var brokerDefs = []ConfigDef{
 	{Name: "socket.request.max.bytes", Type: TypeInt, Default: "104857600", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest request frame accepted."},
 	{Name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", Type: TypeInt, Default: "10000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often the transaction coordinator aborts transactions past their timeout."},
 	{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Largest transaction.timeout.ms a producer may ask for."},
+	{Name: "transaction.partition.verification.enable", Type: TypeBoolean, Default: "true", ReadOnly: true, Validate: boolean, Doc: "Whether a partition leader asks the transaction coordinator before a producer opens a transaction in it (KIP-890)."},
 	{Name: "transaction.remove.expired.transaction.cleanup.interval.ms", Type: TypeInt, Default: "3600000", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "How often the transaction coordinator looks for expired transactional ids."},
 	{Name: "transaction.state.log.min.isr", Type: TypeInt, Default: "2", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "min.insync.replicas of __transaction_state (at most its replication factor)."},
 	{Name: "transaction.state.log.num.partitions", Type: TypeInt, Default: "50", ReadOnly: true, Validate: intRange(1, math.MaxInt32), Doc: "Partitions of __transaction_state."},
