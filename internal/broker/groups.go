@@ -33,12 +33,14 @@ func (o offsetsLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	return res.LastOffset, o.p.WaitCommitted(ctx, res.LastOffset+1, true, 1)
 }
 
+// The group coordinator loads to the log end too (see txnLog): committed offsets above a
+// new leader's lagging high watermark are committed all the same.
 func (o offsetsLog) ReadBytes(offset, maxBytes int64) ([]byte, error) {
-	return o.p.Log().ReadBytes(offset, maxBytes, o.p.HighWatermark(), true)
+	return o.p.Log().ReadBytes(offset, maxBytes, o.p.Log().LogEndOffset(), true)
 }
 
 func (o offsetsLog) LogStartOffset() int64 { return o.p.Log().LogStartOffset() }
-func (o offsetsLog) LogEndOffset() int64   { return o.p.HighWatermark() }
+func (o offsetsLog) LogEndOffset() int64   { return o.p.Log().LogEndOffset() }
 
 // PartitionCount implements group.Topics.
 func (b *Broker) PartitionCount(topic string) (int32, bool) {

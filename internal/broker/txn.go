@@ -145,12 +145,16 @@ type txnLog struct {
 	minISR int
 }
 
+// A coordinator loads its partition to the log end, not the high watermark, as Kafka's
+// do (FetchIsolation.LOG_END): a new leader's high watermark can lag what the old leader
+// committed, so a load to it would miss committed state — a transaction's last added
+// partitions, whose markers would then never be written.
 func (l txnLog) ReadBytes(offset, maxBytes int64) ([]byte, error) {
-	return l.p.Log().ReadBytes(offset, maxBytes, l.p.HighWatermark(), true)
+	return l.p.Log().ReadBytes(offset, maxBytes, l.p.Log().LogEndOffset(), true)
 }
 
 func (l txnLog) LogStartOffset() int64 { return l.p.Log().LogStartOffset() }
-func (l txnLog) LogEndOffset() int64   { return l.p.HighWatermark() }
+func (l txnLog) LogEndOffset() int64   { return l.p.Log().LogEndOffset() }
 
 func (l txnLog) Append(ctx context.Context, batch []byte) (int64, error) {
 	res, err := l.p.Append(batch, false, true, l.minISR)

@@ -16,8 +16,8 @@ const StateTopic = "__transaction_state"
 
 // Log is one local __transaction_state partition, as the coordinator uses it (the shape of
 // group.OffsetsLog; the broker adapts a partition replica). Append writes a record batch
-// (acks=all, returns when committed) and returns its base offset; LogEndOffset is the high
-// watermark. Append errors are kerr errors, which the coordinator maps to the codes Kafka's
+// (acks=all, returns when committed) and returns its base offset; LogEndOffset is the log
+// end offset, which a load reads to (as Kafka's, FetchIsolation.LOG_END). Append errors are kerr errors, which the coordinator maps to the codes Kafka's
 // TransactionStateManager.appendTransactionToLog answers for them.
 type Log interface {
 	Append(ctx context.Context, batch []byte) (int64, error)
