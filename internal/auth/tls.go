@@ -194,3 +194,9 @@ func (st *ServerTLS) SelfClientConfig() *tls.Config {
 		},
 	}
 }
+
+// HTTPConfig is the HTTP listener's TLS: the same certificate, and no client certificate
+// asked for (HTTP authentication comes with the authorizer).
+func (st *ServerTLS) HTTPConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: st.Config.GetCertificate}
+}

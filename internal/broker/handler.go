@@ -32,6 +32,8 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.ListPartitionReassignments), MinVersion: 0, MaxVersion: 0},
 	{ApiKey: int16(kmsg.UnregisterBroker), MinVersion: 0, MaxVersion: 0},
 	{ApiKey: int16(kmsg.ElectLeaders), MinVersion: 0, MaxVersion: 2},
+	{ApiKey: int16(kmsg.DescribeUserSCRAMCredentials), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.AlterUserSCRAMCredentials), MinVersion: 0, MaxVersion: 0},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -118,6 +120,10 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleUnregisterBroker(ctx, r)
 	case *kmsg.ElectLeadersRequest:
 		return b.handleElectLeaders(ctx, r)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return b.handleDescribeUserSCRAM(req, r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return b.handleAlterUserSCRAM(ctx, req, r)
 	}
 	return unsupported(req)
 }
