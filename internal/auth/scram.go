@@ -211,7 +211,10 @@ func (s *scramServer) clientFinal(msg string) ([]byte, error) {
 	if len(fields) < 2 || !strings.HasPrefix(fields[0], "c=") || !strings.HasPrefix(fields[1], "r=") {
 		return nil, fmt.Errorf("%w: client-final needs c= and r=", ErrBadSASLMessage)
 	}
-	if fields[1][2:] != s.fullNonce {
+	// Kafka's ScramSaslServer checks that the nonce ends with the one it sent, not that it
+	// equals it: librdkafka sends its own nonce again in front of the combined one. The
+	// proof covers the whole message, so this gives an attacker nothing.
+	if !strings.HasSuffix(fields[1][2:], s.fullNonce) {
 		return nil, fmt.Errorf("%w: nonce mismatch", ErrAuthentication)
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofField)

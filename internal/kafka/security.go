@@ -215,12 +215,10 @@ func (c *conn) saslStep(token []byte) ([]byte, bool, error) {
 	mech := st.exchange.Mechanism()
 	challenge, done, err := st.exchange.Step(token)
 	if err != nil {
-		st.exchange = nil
-		reason := "SASL authentication failed"
-		if errors.Is(err, auth.ErrBadSASLMessage) {
-			reason = "malformed SASL message"
-		}
-		return nil, false, &errAuth{fmt.Sprintf("%s (mechanism %s)", reason, mech)}
+		// Kafka's message names the mechanism it was using, also when the exchange fails.
+		st.exchange, st.mechanism = nil, mech
+		// auth's errors are fixed texts ("nonce mismatch", "invalid proof"): never a token.
+		return nil, false, &errAuth{fmt.Sprintf("SASL %s: %v", mech, err)}
 	}
 	if !done {
 		return challenge, false, nil
