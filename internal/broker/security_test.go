@@ -151,6 +151,13 @@ func TestSASLSSLScramProduceConsumeAdmin(t *testing.T) {
 		t.Errorf("deleted credential still logs in: %v", err)
 	}
 
+	// The node's own clients (replica fetchers, and any internal client built with
+	// internalClientOpts) connect over TLS as User:strand-node-1.
+	node := kadm.NewClient(client(t, b, b.internalClientOpts()...))
+	if _, err := node.DescribeUserSCRAMs(ctx); err != nil {
+		t.Errorf("the node's own client: %v", err)
+	}
+
 	for _, secret := range []string{testAdminPassword, alicePassword, "wrong-pw-1", "wrong-pw-2", "wrong-pw-3"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("the log holds a password:\n%s", logs.String())

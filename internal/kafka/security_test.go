@@ -182,3 +182,25 @@ func TestReauthentication(t *testing.T) {
 		t.Fatal("an expired session was served")
 	}
 }
+
+// TestUnauthenticatedConnectionsTimeOut: a client may not sit on a SASL listener without
+// authenticating for longer than the authentication timeout.
+func TestUnauthenticatedConnectionsTimeOut(t *testing.T) {
+	s := startSecureServer(t, Security{SASL: true, Mechanisms: []string{"SCRAM-SHA-256"}, AuthTimeout: 300 * time.Millisecond,
+		Credentials: func(string, auth.ScramMechanism) (auth.ScramCredential, bool) { return auth.ScramCredential{}, false }})
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(frame(18, 0, 1, kmsg.NewPtrApiVersionsRequest()))
+	readResponse(t, c)
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err == nil {
+		t.Fatal("the server sent something unasked")
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("an unauthenticated connection stayed open %v", waited)
+	}
+}
