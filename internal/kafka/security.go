@@ -112,8 +112,9 @@ func (c *conn) mechanisms() []string {
 	return slices.DeleteFunc(slices.Clone(sec.Mechanisms), func(m string) bool { return m == auth.MechanismPlain })
 }
 
-// gateSASL decides what happens to a request on a SASL listener: ok is false when the
-// listener answered it itself (resp, possibly followed by closing) or refused it (err).
+// gateSASL decides what happens to a request on a SASL listener. handled reports that
+// the listener answered it itself (resp, nil when nothing is owed); err closes the
+// connection, after resp if there is one. Unhandled requests go to the handler.
 func (c *conn) gateSASL(req *Request) (resp Response, handled bool, err error) {
 	st := &c.sasl
 	switch req.Key {
