@@ -466,3 +466,35 @@ func TestMutualTLS(t *testing.T) {
 func authTLSFiles(cert, key, ca string) auth.TLSFiles {
 	return auth.TLSFiles{CertFile: cert, KeyFile: key, ClientCAFile: ca}
 }
+
+// TestAdminPasswordOnlyOnFirstStart: STRAND_ADMIN_PASSWORD creates admin's credentials
+// when admin has none; a later start with another value changes nothing, so a password
+// changed with `strand user create admin` is not reset by a restart.
+func TestAdminPasswordOnlyOnFirstStart(t *testing.T) {
+	ca := authtest.NewCA(t, "restart")
+	server := ca.Issue(t, authtest.Options{Subject: pkix.Name{CommonName: "localhost"}, Server: true, FileName: "server"})
+	dir := t.TempDir()
+	start := func(password string) (*Broker, func()) {
+		return startBrokerWith(t, dir, func(c *Config) {
+			c.Security = SecurityConfig{Protocol: ProtocolSASLSSL, TLS: authTLSFiles(server.CertFile, server.KeyFile, ""),
+				SuperUsers: []string{"User:admin"}, AdminPassword: password}
+		})
+	}
+	ping := func(b *Broker, password string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return client(t, b, tlsTo(ca), kgo.RequestRetries(0), kgo.SASL(scram.Auth{User: "admin", Pass: password}.AsSha256Mechanism())).Ping(ctx)
+	}
+	b, stop := start("first-pw")
+	if err := ping(b, "first-pw"); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	stop()
+	b, _ = start("second-pw")
+	if err := ping(b, "first-pw"); err != nil {
+		t.Errorf("after a restart the first password fails: %v", err)
+	}
+	if err := ping(b, "second-pw"); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("a restart with another STRAND_ADMIN_PASSWORD changed admin's password: %v", err)
+	}
+}
