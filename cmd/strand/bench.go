@@ -87,6 +87,11 @@ func newBenchModeCmd(mode bench.Mode) *cobra.Command {
 			}
 			brokers, _ := cmd.Flags().GetString("brokers")
 			cfg.Brokers = splitList(brokers)
+			security, err := clientSecurityOpts(cmd)
+			if err != nil {
+				return err
+			}
+			cfg.ClientOpts = append(cfg.ClientOpts, security...)
 			// --duration alone bounds the run by time only.
 			if cmd.Flags().Changed("duration") && !cmd.Flags().Changed("records") {
 				cfg.Records = 0

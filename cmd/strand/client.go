@@ -27,7 +27,12 @@ func newClient(cmd *cobra.Command, opts ...kgo.Opt) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, fmt.Errorf("--brokers is empty")
 	}
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequestTimeoutOverhead(5 * time.Second)}, opts...)...)
+	security, err := clientSecurityOpts(cmd)
+	if err != nil {
+		return nil, err
+	}
+	base := append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequestTimeoutOverhead(5 * time.Second)}, security...)
+	return kgo.NewClient(append(base, opts...)...)
 }
 
 // openAdmin returns an admin client and a context bounding the command; done releases both.

@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().String("brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap addresses")
 	root.PersistentFlags().String("format", "table", "output: table for people, json for programs")
-	root.AddCommand(newServeCmd(), newTopicCmd(), newProduceCmd(), newConsumeCmd(), newGroupCmd(), newTxnCmd(), newClusterCmd(), newBenchCmd(), newDebugCmd())
+	addClientSecurityFlags(root.PersistentFlags())
+	root.AddCommand(newServeCmd(), newTopicCmd(), newProduceCmd(), newConsumeCmd(), newGroupCmd(), newTxnCmd(), newClusterCmd(), newBenchCmd(), newDebugCmd(), newUserCmd())
 	return root
 }

@@ -72,6 +72,10 @@ func newServeCmd() *cobra.Command {
 					return fmt.Errorf("--controller-voters: %w", err)
 				}
 			}
+			d.Security.AdminPassword = os.Getenv("STRAND_ADMIN_PASSWORD")
+			if err := d.Security.Validate(); err != nil {
+				return err
+			}
 			fs, routes := unsafeFS(unsafeVolatile, unsafeDiskFaults, d.Logger)
 			d.FS, d.HTTPRoutes = fs, routes
 			b, err := broker.New(d)
@@ -114,6 +118,7 @@ func newServeCmd() *cobra.Command {
 	for _, name := range []string{"unsafe-volatile-writes", "unsafe-disk-faults"} {
 		cobra.CheckErr(f.MarkHidden(name))
 	}
+	addSecurityFlags(f, &d.Security)
 	f.StringVar(&pprofAddr, "pprof-addr", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	return cmd
 }

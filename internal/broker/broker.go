@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strand-data/strand/internal/auth"
 	"github.com/strand-data/strand/internal/cluster"
 	"github.com/strand-data/strand/internal/group"
 	"github.com/strand-data/strand/internal/httpapi"
@@ -71,6 +72,8 @@ type Config struct {
 	// FS holds the partitions' journal files and the metadata store's; nil is the operating
 	// system's. Tests use an in-memory, crash-simulating or fault-injecting one.
 	FS vfs.FS
+	// Security is TLS and authentication (security.go); the zero value is PLAINTEXT.
+	Security SecurityConfig
 }
 
 // ValidateStaticConfigs checks names and values of static broker configs.
@@ -162,6 +165,11 @@ type Broker struct {
 	isReady  atomic.Bool
 	readyErr atomic.Value
 	bg       sync.WaitGroup
+
+	// tls is the listeners' TLS (nil without a certificate); nodePassword the node's own
+	// SASL password for this run (security.go).
+	tls          *auth.ServerTLS
+	nodePassword string
 }
 
 // New prepares a node; Run starts it.
@@ -213,11 +221,19 @@ func (b *Broker) Run(ctx context.Context) error {
 			}
 		}
 	}
-	b.http = httpapi.New(httpapi.Config{Addr: b.cfg.HTTPAddr, Logger: b.log}, b.reg, b.readiness)
+	security, err := b.setUpSecurity()
+	if err != nil {
+		return err
+	}
+	httpCfg := httpapi.Config{Addr: b.cfg.HTTPAddr, Logger: b.log}
+	if b.tls != nil {
+		httpCfg.TLS = b.tls.HTTPConfig()
+	}
+	b.http = httpapi.New(httpCfg, b.reg, b.readiness)
 	if err := b.http.Listen(); err != nil {
 		return err
 	}
-	b.wire = kafka.NewServer(kafka.Config{Addr: b.cfg.KafkaAddr, Logger: b.log, Metrics: kafka.NewMetrics(b.reg)}, b)
+	b.wire = kafka.NewServer(kafka.Config{Addr: b.cfg.KafkaAddr, Logger: b.log, Metrics: kafka.NewMetrics(b.reg), Security: security}, b)
 	if err := b.wire.Listen(); err != nil {
 		b.http.Close()
 		return err
@@ -254,6 +270,10 @@ func (b *Broker) Run(ctx context.Context) error {
 		b.wire.Close()
 		return err
 	}
+	if err := b.provisionCredentials(ctx); err != nil {
+		b.wire.Close()
+		return err
+	}
 	if err := b.reconcile(); err != nil {
 		b.wire.Close()
 		b.closePartitions()
@@ -265,8 +285,8 @@ func (b *Broker) Run(ctx context.Context) error {
 		return err
 	}
 
-	replicaClient, err := kgo.NewClient(kgo.SeedBrokers(advertised), kgo.ClientID(fmt.Sprintf("strand-replica-%d", b.cfg.NodeID)),
-		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))
+	replicaClient, err := kgo.NewClient(append(b.internalClientOpts(), kgo.SeedBrokers(advertised), kgo.ClientID(fmt.Sprintf("strand-replica-%d", b.cfg.NodeID)),
+		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))...)
 	if err != nil {
 		b.wire.Close()
 		b.closePartitions()
@@ -276,7 +296,7 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.fetchers.start(ctx, replicaClient)
 	defer b.fetchers.close()
 
-	txnClient, err := newInterBrokerClient(advertised, b.cfg.NodeID)
+	txnClient, err := newInterBrokerClient(advertised, b.cfg.NodeID, b.internalClientOpts()...)
 	if err != nil {
 		b.wire.Close()
 		b.closePartitions()

@@ -33,6 +33,8 @@ var supported = []kmsg.ApiVersionsResponseApiKey{
 	{ApiKey: int16(kmsg.ElectLeaders), MinVersion: 0, MaxVersion: 2},
 	{ApiKey: int16(kmsg.WriteTxnMarkers), MinVersion: 0, MaxVersion: 2},
 	{ApiKey: int16(kmsg.DescribeProducers), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.DescribeUserSCRAMCredentials), MinVersion: 0, MaxVersion: 0},
+	{ApiKey: int16(kmsg.AlterUserSCRAMCredentials), MinVersion: 0, MaxVersion: 0},
 }
 
 // groupAPIs are answered by the group coordinator.
@@ -126,6 +128,10 @@ func (b *Broker) Handle(ctx context.Context, req *kafka.Request) kafka.Response 
 		return b.handleWriteTxnMarkers(r)
 	case *kmsg.DescribeProducersRequest:
 		return b.handleDescribeProducers(r)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return b.handleDescribeUserSCRAM(req, r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		return b.handleAlterUserSCRAM(ctx, req, r)
 	}
 	return unsupported(req)
 }

@@ -78,9 +78,10 @@ func (b *Broker) startTxns(ctx context.Context, client *kgo.Client) error {
 
 // newInterBrokerClient is the client this node uses to send requests to other nodes (and
 // to itself): markers to partition leaders, verification to transaction coordinators.
-func newInterBrokerClient(seed string, node int32) (*kgo.Client, error) {
-	return kgo.NewClient(kgo.SeedBrokers(seed), kgo.ClientID(fmt.Sprintf("strand-broker-%d", node)),
-		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil)))
+// With security on, extra carries the node's own TLS and SASL login (internalClientOpts).
+func newInterBrokerClient(seed string, node int32, extra ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seed), kgo.ClientID(fmt.Sprintf("strand-broker-%d", node)),
+		kgo.WithLogger(kgo.BasicLogger(io.Discard, kgo.LogLevelNone, nil))}, extra...)...)
 }
 
 // ensureTxnTopic creates __transaction_state if it does not exist yet, as Kafka does at the

@@ -245,6 +245,13 @@ func apply(s *State, cmd command) (any, error) {
 		}
 		electOffline(s)
 		return nil, nil
+	case "scram-credentials":
+		c, err := decode[cmdScramCredentials](cmd.Data)
+		if err != nil {
+			return nil, err
+		}
+		applyScramCredentials(s, c)
+		return nil, nil
 	case "group-configs":
 		c, err := decode[cmdGroupConfigs](cmd.Data)
 		if err != nil {

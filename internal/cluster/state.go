@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"slices"
+
+	"github.com/strand-data/strand/internal/auth"
 )
 
 // Errors the broker maps to Kafka error codes; they are wrapped with detail.
@@ -45,7 +47,10 @@ type State struct {
 	Topics        map[string]*Topic
 	BrokerConfigs map[string]string
 	// Groups holds each group's own configs (group config resources), by group id.
-	Groups         map[string]map[string]string `json:",omitempty"`
+	Groups map[string]map[string]string `json:",omitempty"`
+	// ScramUsers holds SCRAM credentials by user and mechanism (scram.go); snapshots from
+	// before it load with none.
+	ScramUsers     map[string]map[auth.ScramMechanism]auth.ScramCredential `json:",omitempty"`
 	NextProducerID int64
 	Version        uint64 // raft index of the last applied command
 }

@@ -23,6 +23,7 @@ type conn struct {
 	info   ConnInfo
 	ctx    context.Context
 	cancel context.CancelFunc
+	sasl   saslState // read and written by the reader goroutine only
 }
 
 // queued is an answer waiting for its turn to be written.
@@ -42,6 +43,10 @@ func (c *conn) serve() {
 	defer c.s.dropConn(c)
 	defer c.nc.Close()
 	defer c.cancel()
+	if err := c.handshakeTLS(); err != nil {
+		c.logAuthFailure(err)
+		return
+	}
 	queue := make(chan queued, c.s.cfg.MaxInFlight)
 	writerDone := make(chan struct{})
 	go func() {
@@ -57,6 +62,7 @@ func (c *conn) serve() {
 			m.badFrames.WithLabelValues(fe.reason).Inc()
 		}
 	}
+	c.logAuthFailure(err)
 	// The client closed (or broke) the connection, or sent bad input: answers still
 	// pending are dropped, as Kafka drops them. A long-polling fetch of a replica that was
 	// killed must not go on counting its stale fetch offset toward the ISR.
@@ -74,13 +80,30 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
 	releaser, _ := c.s.handler.(FrameReleaser)
+	sec := &c.s.cfg.Security
+	authDeadline := time.Now().Add(sec.AuthTimeout)
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+		deadline := time.Now().Add(c.s.cfg.IdleTimeout)
+		if sec.SASL && !c.sasl.authenticated && authDeadline.Before(deadline) {
+			deadline = authDeadline // a client may not sit unauthenticated on a connection
+		}
+		c.nc.SetReadDeadline(deadline)
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			return err
 		}
 		start := time.Now()
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if c.sasl.raw {
+			// After a v0 SaslHandshake the client sends bare tokens, which may be short.
+			resp, err := c.readRawToken(br, size)
+			if err == nil {
+				err = c.enqueue(queue, queued{resp: resp, start: start})
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if size < 8 || size > c.s.cfg.MaxRequestBytes {
 			return &errFrame{"size", fmt.Sprintf("frame of %d bytes (limit %d)", size, c.s.cfg.MaxRequestBytes)}
 		}
@@ -95,6 +118,23 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 		if err != nil {
 			return err
 		}
+		if sec.SASL && !fallback {
+			resp, handled, err := c.gateSASL(req)
+			if handled {
+				if resp != nil {
+					if qerr := c.enqueue(queue, queued{key: req.Key, version: req.Version, correlationID: req.CorrelationID, resp: resp, start: start}); qerr != nil {
+						return qerr
+					}
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
 		req.Conn, req.Received = c.info, start
 		var resp Response
 		if fallback {
@@ -104,6 +144,9 @@ func (c *conn) readLoop(queue chan<- queued) (err error) {
 			if releaser != nil && releaser.ReleasesFrame(req.Key) {
 				putFrame(frame) // the next request, on any connection, may be read into it
 			}
+		}
+		if sec.SASL && req.Key == int16(kmsg.ApiVersions) {
+			resp = withSASLVersions(resp)
 		}
 		select {
 		case queue <- queued{key: req.Key, version: req.Version, correlationID: req.CorrelationID, resp: resp, start: start}:
@@ -239,6 +282,13 @@ func (c *conn) writeResponse(w *responseWriter, q queued, resp Response, flush b
 	buf = append(buf, 0, 0, 0, 0)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(q.correlationID))
 	flexible := false
+	if tok, ok := resp.(rawToken); ok {
+		// A bare SASL token has only its length in front (v0 SaslHandshake).
+		buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(tok)))
+		buf = append(buf, tok...)
+		w.queue(buf)
+		return len(buf), w.flush()
+	}
 	switch r := resp.(type) {
 	case kmsg.Response:
 		v := q.version

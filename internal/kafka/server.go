@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-data/strand/internal/auth"
 )
 
 // Request is one decoded request.
@@ -29,6 +32,9 @@ type ConnInfo struct {
 	ID     uint64
 	Remote net.Addr
 	Local  net.Addr
+	// Principal is who the client authenticated as, Kafka's "User:<name>"; User:ANONYMOUS
+	// on a listener without authentication. The authorizer reads it.
+	Principal string
 }
 
 // Response is a handler's answer: nil (send nothing, as for acks=0), a kmsg.Response, a
@@ -83,6 +89,7 @@ type Config struct {
 	IdleTimeout     time.Duration // connections.max.idle.ms
 	Logger          *slog.Logger
 	Metrics         *Metrics
+	Security        Security
 }
 
 func (c Config) withDefaults() Config {
@@ -100,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Security.AuthTimeout <= 0 {
+		c.Security.AuthTimeout = 10 * time.Second
 	}
 	return c
 }
@@ -127,6 +137,9 @@ func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("kafka listener: %w", err)
+	}
+	if t := s.cfg.Security.TLS; t != nil {
+		ln = tls.NewListener(ln, t.Config)
 	}
 	s.ln = ln
 	return nil
@@ -200,7 +213,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &conn{s: s, nc: nc, info: ConnInfo{ID: s.nextID.Add(1), Remote: nc.RemoteAddr(), Local: nc.LocalAddr()}}
+	c := &conn{s: s, nc: nc, info: ConnInfo{ID: s.nextID.Add(1), Remote: nc.RemoteAddr(), Local: nc.LocalAddr(), Principal: auth.Anonymous}}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	s.conns[c] = struct{}{}
 	if m := s.cfg.Metrics; m != nil {

@@ -4,6 +4,8 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -64,6 +66,9 @@ type Options struct {
 	DataDir string   // "" means a fresh t.TempDir()
 	Args    []string // extra serve flags
 	Env     []string
+	// HTTPSCAFile, for a node serving TLS, is the CA that signed its certificate: readiness
+	// is then polled over HTTPS.
+	HTTPSCAFile string
 }
 
 // Node is a running strand process.
@@ -137,13 +142,24 @@ func (n *Node) start(t testing.TB) {
 func (n *Node) waitReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	client := &http.Client{Timeout: time.Second}
+	scheme := "http://"
+	if n.opts.HTTPSCAFile != "" {
+		pem, err := os.ReadFile(n.opts.HTTPSCAFile)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		scheme = "https://"
+	}
 	for time.Now().Before(deadline) {
 		select {
 		case <-n.done:
 			return fmt.Errorf("process exited: %v", n.cmd.ProcessState)
 		default:
 		}
-		resp, err := client.Get("http://" + n.HTTPAddr + "/readyz")
+		resp, err := client.Get(scheme + n.HTTPAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
