@@ -25,7 +25,7 @@ type Local struct {
 	topicSub map[string]int
 	tasks    map[taskID]*task
 	offsets  map[string]map[int32]int64 // next offset per topic partition
-	queue    []*kgo.Record               // repartition records still to process
+	queue    []*kgo.Record              // repartition records still to process
 	outputs  []*kgo.Record
 	keyed    kgo.Partitioner
 }
@@ -220,7 +220,9 @@ func (l *Local) taskIDs() []taskID {
 	for id := range l.tasks {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition })
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
+	})
 	return ids
 }
 

@@ -69,5 +69,5 @@ type funcProcessor struct {
 }
 
 func (p *funcProcessor) Init(ctx ProcessorContext) error { p.ctx = ctx; return nil }
-func (p *funcProcessor) Process(rec Record) error       { return p.fn(p.ctx, rec) }
-func (p *funcProcessor) Close() error                   { return nil }
+func (p *funcProcessor) Process(rec Record) error        { return p.fn(p.ctx, rec) }
+func (p *funcProcessor) Close() error                    { return nil }

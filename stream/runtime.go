@@ -321,7 +321,9 @@ func (a *App) commit(ctx context.Context) error {
 	for id := range a.tasks {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition })
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
+	})
 	for _, id := range ids {
 		if err := a.tasks[id].commitState(); err != nil {
 			return err
@@ -432,7 +434,9 @@ func (a *App) restorePending(ctx context.Context) error {
 	for id := range a.pending {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition })
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
+	})
 	for _, id := range ids {
 		st := a.subs[id.sub]
 		for _, s := range st.stores {

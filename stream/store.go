@@ -272,4 +272,3 @@ func (s *stateDB) wipe(store string, partition int32) error {
 	}
 	return b.Commit(pebble.NoSync)
 }
-
