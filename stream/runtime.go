@@ -49,6 +49,13 @@ type Config struct {
 	ExactlyOnce bool
 	// Standbys is the number of warm replicas per task. Only 0 is supported yet.
 	Standbys int
+	// InstanceID makes the instance a static group member (KIP-345, group.instance.id): a
+	// restarted instance with the same id takes its tasks back without a rebalance, within
+	// SessionTimeout. Give every instance its own id.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a silent member before it moves its
+	// tasks; 0 keeps franz-go's default (45 s).
+	SessionTimeout time.Duration
 	// ClientOpts are extra franz-go options (TLS, SASL, ...) for every client the App makes.
 	ClientOpts []kgo.Opt
 	// Logger receives lifecycle events (assignments, restores, commits that fail).
@@ -208,6 +215,12 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
 	}, cfg.ClientOpts...)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
+	if cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
