@@ -107,6 +107,9 @@ type App struct {
 	failure    error // from a callback, returned by Run
 }
 
+// pollWait bounds how long the loop waits for records before it does its timed work.
+const pollWait = 100 * time.Millisecond
+
 // New checks the topology and the configuration.
 func New(t *Topology, cfg Config) (*App, error) {
 	if err := t.Err(); err != nil {
@@ -247,8 +250,15 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) loop(ctx context.Context) error {
 	a.lastCommit = time.Now()
 	for {
-		fetches := a.cl.PollRecords(ctx, 10000)
+		// The poll waits at most pollWait, so that new tasks restore, wall-clock
+		// punctuators fire and commits happen while the inputs are quiet.
+		pollCtx, cancel := context.WithTimeout(ctx, pollWait)
+		fetches := a.cl.PollRecords(pollCtx, 10000)
+		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
+			// A poll holds rebalances (BlockRebalanceOnPoll) until AllowRebalance, and
+			// leaving the group at Close waits for the revoke callback: allow it first.
+			a.cl.AllowRebalance()
 			return nil
 		}
 		err := a.processFetches(ctx, fetches)
@@ -267,7 +277,7 @@ func (a *App) processFetches(ctx context.Context, fetches kgo.Fetches) error {
 	}
 	var err error
 	fetches.EachError(func(topic string, p int32, e error) {
-		if err == nil && !errors.Is(e, context.Canceled) {
+		if err == nil && !errors.Is(e, context.Canceled) && !errors.Is(e, context.DeadlineExceeded) {
 			err = fmt.Errorf("fetch %s partition %d: %w", topic, p, e)
 		}
 	})
