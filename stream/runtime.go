@@ -335,6 +335,15 @@ func (a *App) markOffset(topic string, p int32, o kgo.EpochOffset) {
 func (a *App) commit(ctx context.Context) error {
 	a.lastCommit = time.Now()
 	if !a.dirty {
+		// No input since the last commit, but wall-clock punctuators may have written.
+		for _, t := range a.tasks {
+			if !t.batch.Empty() {
+				a.dirty = true
+				break
+			}
+		}
+	}
+	if !a.dirty {
 		return nil
 	}
 	if err := a.cl.Flush(ctx); err != nil {
