@@ -47,6 +47,8 @@ type ProcessorContext interface {
 	Offset() int64
 	// StreamTime is the largest timestamp seen by the task.
 	StreamTime() time.Time
+	// Now is the wall clock (the test driver's clock under streamtest).
+	Now() time.Time
 }
 
 // PunctuationType says which clock drives a punctuator (Kafka Streams' PunctuationType).

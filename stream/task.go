@@ -382,3 +382,4 @@ func (tn *taskNode) Partition() int32      { return tn.task.id.partition }
 func (tn *taskNode) Topic() string         { return tn.task.curTopic }
 func (tn *taskNode) Offset() int64         { return tn.task.curOffset }
 func (tn *taskNode) StreamTime() time.Time { return tn.task.streamTime }
+func (tn *taskNode) Now() time.Time        { return tn.task.cfg.now() }
