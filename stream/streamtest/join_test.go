@@ -1,0 +1,71 @@
+package streamtest_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/strand-data/strand/stream"
+	"github.com/strand-data/strand/stream/streamtest"
+)
+
+func TestStreamTableJoins(t *testing.T) {
+	top := stream.NewTopology()
+	users := stream.TableFrom(top, "users", "users-by-id", stream.String(), stream.String())
+	views := stream.From(top, stream.String(), stream.String(), "pageviews")
+	stream.JoinTable(views, users, func(_, page, region string) string { return page + "@" + region }).
+		To("joined", stream.String(), stream.String())
+	stream.LeftJoinTable(views, users, func(_, page, region string, found bool) string {
+		if !found {
+			return page + "@unknown"
+		}
+		return page + "@" + region
+	}).To("left-joined", stream.String(), stream.String())
+
+	d := streamtest.New(t, top, streamtest.Partitions("users", 3), streamtest.Partitions("pageviews", 3))
+	u := streamtest.NewInput(d, "users", stream.String(), stream.String())
+	v := streamtest.NewInput(d, "pageviews", stream.String(), stream.String())
+	v.Pipe("ann", "/home") // before ann is known
+	u.Pipe("ann", "eu")
+	u.Pipe("bob", "us")
+	v.Pipe("ann", "/cart")
+	v.Pipe("bob", "/home")
+	u.Pipe("ann", "apac") // a table update emits nothing
+	v.Pipe("ann", "/pay")
+	u.PipeTombstone("bob")
+	v.Pipe("bob", "/gone")
+
+	read := func(topic string) string {
+		var out []string
+		for _, r := range streamtest.NewOutput(d, topic, stream.String(), stream.String()).ReadAll() {
+			out = append(out, r.Key+":"+r.Value)
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := read("joined"), "ann:/cart@eu bob:/home@us ann:/pay@apac"; got != want {
+		t.Errorf("join:\n got %s\nwant %s", got, want)
+	}
+	if got, want := read("left-joined"), "ann:/home@unknown ann:/cart@eu bob:/home@us ann:/pay@apac bob:/gone@unknown"; got != want {
+		t.Errorf("left join:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestJoinChecksCoPartitioningAndKeys(t *testing.T) {
+	build := func(rekey bool) *stream.Topology {
+		top := stream.NewTopology()
+		users := stream.TableFrom(top, "users", "users-by-id", stream.String(), stream.String())
+		views := stream.From(top, stream.String(), stream.String(), "pageviews")
+		if rekey {
+			views = stream.SelectKey(views, func(_, v string) string { return v })
+		}
+		stream.JoinTable(views, users, func(_, p, r string) string { return p + r }).To("out", stream.String(), stream.String())
+		return top
+	}
+	_, err := stream.NewLocal(build(false), stream.LocalConfig{Partitions: map[string]int32{"users": 3, "pageviews": 4}})
+	if err == nil || !strings.Contains(err.Error(), "users: 3") || !strings.Contains(err.Error(), "pageviews: 4") {
+		t.Errorf("mismatched partitions: err = %v, want one naming both topics and counts", err)
+	}
+	_, err = stream.NewLocal(build(true), stream.LocalConfig{})
+	if err == nil || !strings.Contains(err.Error(), "repartition") {
+		t.Errorf("re-keyed stream: err = %v, want a demand to repartition", err)
+	}
+}
