@@ -204,7 +204,7 @@ func (t *task) logChange(store string, key, value []byte) {
 	r := &kgo.Record{Topic: ChangelogTopic(t.cfg.appID, store), Partition: t.id.partition,
 		Key: append([]byte(nil), key...), Timestamp: t.curTimestamp}
 	if value != nil {
-		r.Value = append([]byte(nil), value...)
+		r.Value = append(make([]byte, 0, len(value)), value...) // empty stays empty, not a tombstone
 	}
 	if r.Timestamp.IsZero() {
 		r.Timestamp = t.cfg.now()
