@@ -62,7 +62,9 @@ func SessionCount[K, V any](sg SessionGrouped[K, V], store string) Table[Windowe
 
 // SessionWindowedCodec encodes a session key as Kafka Streams' SessionKeySchema does: the
 // key's bytes, then the end and the start in milliseconds, 8 big-endian bytes each.
-func SessionWindowedCodec[K any](keyCodec Codec[K]) Codec[Windowed[K]] { return sessionCodec[K]{keyCodec} }
+func SessionWindowedCodec[K any](keyCodec Codec[K]) Codec[Windowed[K]] {
+	return sessionCodec[K]{keyCodec}
+}
 
 type sessionCodec[K any] struct{ c Codec[K] }
 
