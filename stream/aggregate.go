@@ -1,6 +1,9 @@
 package stream
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Aggregate folds each key's records into a value kept in the named store: init gives the
 // value before a key's first record, fn the next one. The table's stream emits every new
@@ -62,6 +65,13 @@ func valuesOf[K, V any](tb Table[K, *reduceState[V]]) string {
 	})
 }
 
+// maxCached bounds an aggregation's write cache (keys per task); a full cache flushes.
+const maxCached = 10000
+
+// aggregateProcessor folds records into a write cache, as Kafka Streams' caching store
+// does: between commits a key's updates collapse into its latest value, which reaches the
+// store, the changelog and the children once, at the commit (or when the cache is full).
+// A hot key updated a thousand times per commit costs one changelog and one output record.
 type aggregateProcessor[K, V, A any] struct {
 	store    string
 	init     func() A
@@ -70,6 +80,16 @@ type aggregateProcessor[K, V, A any] struct {
 	aggCodec Codec[A]
 	kv       TypedStore[K, A]
 	ctx      ProcessorContext
+
+	cache map[string]*cachedAggregate[K, A]
+	order []string // cache keys in first-update order: flushes keep the update order
+}
+
+type cachedAggregate[K, A any] struct {
+	key K
+	acc A
+	ts  time.Time
+	hdr []Header
 }
 
 func (p *aggregateProcessor[K, V, A]) Init(ctx ProcessorContext) error {
@@ -78,6 +98,7 @@ func (p *aggregateProcessor[K, V, A]) Init(ctx ProcessorContext) error {
 		return err
 	}
 	p.ctx, p.kv = ctx, TypedStore[K, A]{s, p.keyCodec, p.aggCodec}
+	p.cache = map[string]*cachedAggregate[K, A]{}
 	return nil
 }
 
@@ -93,18 +114,44 @@ func (p *aggregateProcessor[K, V, A]) Process(rec Record) error {
 	if !ok {
 		return fmt.Errorf("aggregate %s: value of type %T", p.store, rec.Value)
 	}
-	acc, found, err := p.kv.Get(k)
+	kb, err := p.keyCodec.Encode(k)
 	if err != nil {
-		return err
+		return fmt.Errorf("aggregate %s: encode key: %w", p.store, err)
 	}
-	if !found {
-		acc = p.init()
+	entry := p.cache[string(kb)]
+	if entry == nil {
+		acc, found, err := p.kv.Get(k)
+		if err != nil {
+			return err
+		}
+		if !found {
+			acc = p.init()
+		}
+		entry = &cachedAggregate[K, A]{key: k, acc: acc}
+		p.cache[string(kb)] = entry
+		p.order = append(p.order, string(kb))
 	}
-	acc = p.fn(k, v, acc)
-	if err := p.kv.Put(k, acc); err != nil {
-		return err
+	entry.acc, entry.ts, entry.hdr = p.fn(k, v, entry.acc), rec.Timestamp, rec.Headers
+	if len(p.cache) >= maxCached {
+		return p.Flush()
 	}
-	return p.ctx.Forward(Record{Key: k, Value: acc, Timestamp: rec.Timestamp, Headers: rec.Headers})
+	return nil
+}
+
+// Flush writes the cached values to the store (and so the changelog) and passes them on.
+func (p *aggregateProcessor[K, V, A]) Flush() error {
+	for _, key := range p.order {
+		e := p.cache[key]
+		if err := p.kv.Put(e.key, e.acc); err != nil {
+			return err
+		}
+		if err := p.ctx.Forward(Record{Key: e.key, Value: e.acc, Timestamp: e.ts, Headers: e.hdr}); err != nil {
+			return err
+		}
+	}
+	clear(p.cache)
+	p.order = p.order[:0]
+	return nil
 }
 
 func (p *aggregateProcessor[K, V, A]) Close() error { return nil }

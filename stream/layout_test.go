@@ -83,10 +83,16 @@ func TestStateSurvivesReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := tk.flush(); err != nil {
+		t.Fatal(err)
+	}
 	if err := tk.commitState(); err != nil {
 		t.Fatal(err)
 	}
 	if err := tk.process(testRecord("in", 3, 3, "uncommitted", "v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.flush(); err != nil {
 		t.Fatal(err)
 	}
 	tk.close()
@@ -95,8 +101,10 @@ func TestStateSurvivesReopen(t *testing.T) {
 	cfg = open()
 	defer cfg.db.close()
 	next, err := cfg.db.checkpoint("counts", 3)
-	if err != nil || next != 3 {
-		t.Fatalf("checkpoint = %d, %v; want 3 (three changelog records acknowledged)", next, err)
+	// The cache collapsed three updates of k into one changelog record (offset 0); the
+	// uncommitted key's record (offset 1) was sent but its batch never committed.
+	if err != nil || next != 1 {
+		t.Fatalf("checkpoint = %d, %v; want 1", next, err)
 	}
 	tk, err = newTask(cfg, sub, 3)
 	if err != nil {

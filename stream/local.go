@@ -189,6 +189,21 @@ func (l *Local) processOne(sub int, r *kgo.Record) error {
 }
 
 func (l *Local) commit() error {
+	for _, id := range l.taskIDs() {
+		if err := l.tasks[id].flush(); err != nil {
+			return err
+		}
+	}
+	for len(l.queue) > 0 { // what the flushes wrote to repartition topics
+		next := l.queue[0]
+		l.queue = l.queue[1:]
+		if err := l.processOne(l.topicSub[next.Topic], next); err != nil {
+			return err
+		}
+		if err := l.tasks[taskID{l.topicSub[next.Topic], next.Partition}].flush(); err != nil {
+			return err
+		}
+	}
 	for _, t := range l.tasks {
 		if err := t.commitState(); err != nil {
 			return err

@@ -28,6 +28,13 @@ type Processor interface {
 	Close() error
 }
 
+// Flusher is implemented by processors that hold records back, such as the aggregations'
+// write cache. The task calls Flush before every commit, in topology order, so what a
+// processor passes on is flushed by the processors below it in the same commit.
+type Flusher interface {
+	Flush() error
+}
+
 // ProcessorContext is a processor's view of its task.
 type ProcessorContext interface {
 	// Forward passes rec to every child of the processor.

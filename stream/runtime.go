@@ -263,6 +263,9 @@ func (a *App) loop(ctx context.Context) error {
 		}
 		err := a.processFetches(ctx, fetches)
 		a.cl.AllowRebalance()
+		if err != nil && ctx.Err() != nil {
+			return nil // stopping: the final commit, on a fresh context, redoes what failed
+		}
 		if err != nil {
 			return err
 		}
@@ -334,8 +337,13 @@ func (a *App) markOffset(topic string, p int32, o kgo.EpochOffset) {
 // replays the inputs; one before the second restores the state from the changelog.
 func (a *App) commit(ctx context.Context) error {
 	a.lastCommit = time.Now()
+	for _, t := range a.tasks {
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
 	if !a.dirty {
-		// No input since the last commit, but wall-clock punctuators may have written.
+		// No input since the last commit, but punctuators may have written.
 		for _, t := range a.tasks {
 			if !t.batch.Empty() {
 				a.dirty = true

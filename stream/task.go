@@ -224,6 +224,18 @@ func (t *task) logChange(store string, key, value []byte) {
 	})
 }
 
+// flush empties the processors' caches before a commit.
+func (t *task) flush() error {
+	for _, tn := range t.nodes {
+		if f, ok := tn.proc.(Flusher); ok {
+			if err := f.Flush(); err != nil {
+				return fmt.Errorf("task %s: flush %s: %w", t.id, tn.n.name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // commitState writes the task's batch with the changelog offsets it reflects. The caller
 // has flushed every record the task sent, so each offset is final.
 func (t *task) commitState() error {
