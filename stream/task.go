@@ -257,8 +257,8 @@ func (t *task) commitState() error {
 	if t.batch.Empty() {
 		return nil
 	}
-	// NoSync: a batch lost in a crash is recovered from the changelog, whose offsets the
-	// lost batch would have recorded; only the restore gets longer.
+	// NoSync: the caller syncs once for all tasks (stateDB.sync). A batch lost in a crash
+	// anyway is recovered from the changelog; only the restore gets longer.
 	if err := t.batch.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("task %s: commit state: %w", t.id, err)
 	}

@@ -59,11 +59,12 @@ func TestOrderTotalsSurvivesKill(t *testing.T) {
 	wantCount := map[string]int64{}
 	wantTotal := map[string]float64{}
 	produced := make(chan error, 1)
-	killAt, restartAt := orders/3, orders/2
-	killed := make(chan struct{})
-	restart := make(chan struct{})
+	resume := make(chan struct{})
 	go func() {
 		for i := 0; i < orders; i++ {
+			if i == orders/3 {
+				<-resume // the first third is in; the rest flows while an instance dies
+			}
 			customer := fmt.Sprintf("customer-%03d", rng.IntN(customers))
 			amount := float64(1 + rng.IntN(100))
 			wantCount[customer]++
@@ -77,27 +78,45 @@ func TestOrderTotalsSurvivesKill(t *testing.T) {
 					}
 				}
 			})
-			switch i {
-			case killAt:
-				if err := cl.Flush(ctx); err != nil {
-					produced <- err
-					return
-				}
-				close(killed)
-			case restartAt:
-				<-restart
-			}
-			if i%1000 == 999 {
-				time.Sleep(100 * time.Millisecond) // keep orders flowing through the kill
+			if i%500 == 499 {
+				time.Sleep(100 * time.Millisecond) // about 5,000 orders/s: orders flow through the kill
 			}
 		}
 		produced <- cl.Flush(ctx)
 	}()
 
-	<-killed
+	// Kill instance 1 once it owns its partitions (Range gives instance-1 the upper half)
+	// and has committed some of the orders that flow after the pause, so that it has local
+	// state and committed offsets to come back to, and records in flight when it dies.
+	waitFor(t, ctx, "instance 1 to own partitions 3-5", func() bool {
+		return strings.Contains(instances[1].log(), "orders:[3 4 5]")
+	})
+	committed := func() map[int32]int64 {
+		offsets, err := adm.FetchOffsets(ctx, "ordertotals")
+		if err != nil {
+			return nil
+		}
+		out := map[int32]int64{}
+		for p := int32(3); p < 6; p++ {
+			if o, ok := offsets.Lookup("orders", p); ok {
+				out[p] = o.At
+			}
+		}
+		return out
+	}
+	before := committed()
+	close(resume)
+	waitFor(t, ctx, "instance 1 to commit orders produced after the pause", func() bool {
+		now := committed()
+		for p := int32(3); p < 6; p++ {
+			if now[p] <= before[p] {
+				return false
+			}
+		}
+		return true
+	})
 	instances[1].kill()
-	t.Logf("killed %s after %d orders", instances[1].name, killAt)
-	close(restart)
+	t.Logf("killed %s while orders flow", instances[1].name)
 	time.Sleep(time.Second) // the dead instance's partitions sit idle, as after a crash
 	instances[1] = start(1)
 	if err := <-produced; err != nil {
@@ -150,10 +169,15 @@ func TestOrderTotalsSurvivesKill(t *testing.T) {
 	if !strings.Contains(instances[1].log(), "partitions assigned") {
 		t.Errorf("the restarted instance never got partitions:\n%s", instances[1].log())
 	}
+	restores := 0
 	for _, line := range strings.Split(instances[1].log(), "\n") {
 		if strings.Contains(line, "stream: restored") {
+			restores++
 			t.Logf("restart: %s", line)
 		}
+	}
+	if restores == 0 {
+		t.Logf("restart: the local state was current (its checkpoints matched the changelog ends): nothing to restore")
 	}
 	for _, p := range instances {
 		if err := p.stop(20 * time.Second); err != nil {
