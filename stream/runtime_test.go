@@ -186,3 +186,65 @@ func TestRunChecksTopics(t *testing.T) {
 		t.Errorf("exactly-once: err = %v, want ErrNeedsTransactions", err)
 	}
 }
+
+// TestRunDeadLettersBadRecords: under BadRecordDeadLetter a record that does not decode goes
+// to the dead-letter topic with the error in its headers, and the records after it are
+// processed: no crash loop.
+func TestRunDeadLettersBadRecords(t *testing.T) {
+	node := harness.Start(t, harness.Options{})
+	ctx := harness.Context(t, time.Minute)
+	cl := node.Client(t)
+	adm := kadm.NewClient(cl)
+	for _, topic := range []string{"orders", "amounts"} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{`{"order_id":"1","amount":1}`, `{"order_id":`, `{"order_id":"3","amount":3}`} {
+		cl.Produce(ctx, &kgo.Record{Topic: "orders", Key: []byte("c"), Value: []byte(v)}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	top := stream.NewTopology()
+	stream.MapValues(stream.From(top, stream.String(), stream.JSON[Order](), "orders"), func(_ string, o Order) float64 { return o.Amount }).
+		To("amounts", stream.String(), stream.JSON[float64]())
+	app, err := stream.New(top, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: "dlq", StateDir: t.TempDir(),
+		OnBadRecord: stream.BadRecordDeadLetter, DeadLetterTopic: "orders-dlq", CommitInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+
+	read := func(topic string, n int) []*kgo.Record {
+		c := node.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		var out []*kgo.Record
+		for len(out) < n {
+			fetches := c.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %d of %d records", topic, len(out), n)
+			}
+			fetches.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+		}
+		return out
+	}
+	amounts := read("amounts", 2)
+	if string(amounts[0].Value) != "1" || string(amounts[1].Value) != "3" {
+		t.Errorf("amounts = %s, %s; want 1, 3", amounts[0].Value, amounts[1].Value)
+	}
+	dead := read("orders-dlq", 1)[0]
+	headers := map[string]string{}
+	for _, h := range dead.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	if string(dead.Value) != `{"order_id":` || headers[stream.HeaderErrorTopic] != "orders" ||
+		headers[stream.HeaderErrorOffset] != "1" || !strings.Contains(headers[stream.HeaderErrorMessage], "json") {
+		t.Errorf("dead letter %q with headers %v", dead.Value, headers)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
