@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,7 +63,8 @@ func runJob(b *testing.B, node *harness.Node, appID string, build func(t *stream
 			cancel()
 		}
 	})
-	app, err := stream.New(t, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: appID, StateDir: b.TempDir(), CommitInterval: time.Second})
+	app, err := stream.New(t, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: appID, StateDir: b.TempDir(), CommitInterval: time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
