@@ -16,40 +16,41 @@ const restoreChunk = 4096
 // restoreStore brings (store, partition) up to the end of its changelog, reading only from
 // the offset its checkpoint names. A checkpoint past the end means the changelog was
 // recreated: the local copy describes a history that is gone, so it is wiped and rebuilt.
-func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, partition int32) error {
+// It returns the number of records applied.
+func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, partition int32) (int, error) {
 	topic := ChangelogTopic(cfg.AppID, store)
 	from, err := db.checkpoint(store, partition)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	base, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
-		return fmt.Errorf("restore %s: %w", topic, err)
+		return 0, fmt.Errorf("restore %s: %w", topic, err)
 	}
 	defer base.Close()
 	ends, err := kadm.NewClient(base).ListEndOffsets(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("restore %s: end offsets: %w", topic, err)
+		return 0, fmt.Errorf("restore %s: end offsets: %w", topic, err)
 	}
 	end, ok := ends.Lookup(topic, partition)
 	if !ok || end.Err != nil {
-		return fmt.Errorf("restore %s partition %d: end offset: %v", topic, partition, end.Err)
+		return 0, fmt.Errorf("restore %s partition %d: end offset: %v", topic, partition, end.Err)
 	}
 	if from > end.Offset {
 		cfg.Logger.Warn("stream: changelog is behind the local store; rebuilding it", "topic", topic, "partition", partition, "checkpoint", from, "end", end.Offset)
 		if err := db.wipe(store, partition); err != nil {
-			return fmt.Errorf("restore %s: wipe: %w", topic, err)
+			return 0, fmt.Errorf("restore %s: wipe: %w", topic, err)
 		}
 		from = 0
 	}
 	if from >= end.Offset {
-		return nil
+		return 0, nil
 	}
 	started := time.Now()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}})}, cfg.ClientOpts...)...)
 	if err != nil {
-		return fmt.Errorf("restore %s: %w", topic, err)
+		return 0, fmt.Errorf("restore %s: %w", topic, err)
 	}
 	defer cl.Close()
 	var (
@@ -61,12 +62,12 @@ func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, pa
 	for next < end.Offset {
 		fetches := cl.PollRecords(ctx, restoreChunk)
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		var fetchErr error
 		fetches.EachError(func(_ string, _ int32, e error) { fetchErr = e })
 		if fetchErr != nil {
-			return fmt.Errorf("restore %s partition %d: %w", topic, partition, fetchErr)
+			return 0, fmt.Errorf("restore %s partition %d: %w", topic, partition, fetchErr)
 		}
 		keys, values = keys[:0], values[:0]
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -79,12 +80,12 @@ func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, pa
 		})
 		if len(keys) > 0 {
 			if err := db.applyRestored(store, partition, keys, values, next); err != nil {
-				return fmt.Errorf("restore %s partition %d: %w", topic, partition, err)
+				return 0, fmt.Errorf("restore %s partition %d: %w", topic, partition, err)
 			}
 			records += len(keys)
 		}
 	}
 	cfg.Logger.Info("stream: restored", "topic", topic, "partition", partition, "from", from, "to", next,
 		"records", records, "bytes", bytes, "took", time.Since(started))
-	return nil
+	return records, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -56,6 +57,9 @@ type Config struct {
 	// SessionTimeout is how long the group waits for a silent member before it moves its
 	// tasks; 0 keeps franz-go's default (45 s).
 	SessionTimeout time.Duration
+	// Metrics, when set, receives the App's Prometheus metrics (records processed, bad
+	// records, restored records, commit latency, tasks), labelled app=<app-id>.
+	Metrics prometheus.Registerer
 	// ClientOpts are extra franz-go options (TLS, SASL, ...) for every client the App makes.
 	ClientOpts []kgo.Opt
 	// Logger receives lifecycle events (assignments, restores, commits that fail).
@@ -229,8 +233,13 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	a.cl = cl
+	m, err := newMetrics(cfg.Metrics, cfg.AppID)
+	if err != nil {
+		cl.Close()
+		return err
+	}
 	a.tcfg = &taskConfig{appID: cfg.AppID, topology: a.t, db: db, out: clientSender{cl}, policy: cfg.OnBadRecord,
-		deadLetter: cfg.DeadLetterTopic, now: time.Now}
+		deadLetter: cfg.DeadLetterTopic, now: time.Now, metrics: m}
 
 	runErr := a.loop(ctx)
 
@@ -303,6 +312,7 @@ func (a *App) processFetches(ctx context.Context, fetches kgo.Fetches) error {
 				return
 			}
 		}
+		a.tcfg.metrics.processed.WithLabelValues(t.id.String()).Add(float64(len(fp.Records)))
 		last := fp.Records[len(fp.Records)-1]
 		a.markOffset(fp.Topic, fp.Partition, kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1})
 	})
@@ -337,6 +347,7 @@ func (a *App) markOffset(topic string, p int32, o kgo.EpochOffset) {
 // replays the inputs; one before the second restores the state from the changelog.
 func (a *App) commit(ctx context.Context) error {
 	a.lastCommit = time.Now()
+	defer a.tcfg.metrics.observeCommit(a.lastCommit)
 	for _, t := range a.tasks {
 		if err := t.flush(); err != nil {
 			return err
@@ -464,6 +475,9 @@ func (a *App) closeTasks(parts map[string][]int32) {
 			}
 			delete(a.tasks, id)
 		}
+		if a.tcfg != nil {
+			a.tcfg.metrics.tasks.Set(float64(len(a.tasks)))
+		}
 		for topic, sub := range a.topicSub {
 			if sub == id.sub {
 				delete(a.offsets[topic], id.partition)
@@ -483,9 +497,11 @@ func (a *App) restorePending(ctx context.Context) error {
 	for _, id := range ids {
 		st := a.subs[id.sub]
 		for _, s := range st.stores {
-			if err := restoreStore(ctx, a.cfg, a.tcfg.db, s, id.partition); err != nil {
+			n, err := restoreStore(ctx, a.cfg, a.tcfg.db, s, id.partition)
+			if err != nil {
 				return fmt.Errorf("task %s: %w", id, err)
 			}
+			a.tcfg.metrics.restored.WithLabelValues(s).Add(float64(n))
 		}
 		if len(st.stores) > 0 {
 			if err := a.tcfg.db.sync(); err != nil {
@@ -499,6 +515,7 @@ func (a *App) restorePending(ctx context.Context) error {
 		a.tasks[id] = t
 		delete(a.pending, id)
 	}
+	a.tcfg.metrics.tasks.Set(float64(len(a.tasks)))
 	return nil
 }
 

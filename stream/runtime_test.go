@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -209,8 +210,9 @@ func TestRunDeadLettersBadRecords(t *testing.T) {
 	top := stream.NewTopology()
 	stream.MapValues(stream.From(top, stream.String(), stream.JSON[Order](), "orders"), func(_ string, o Order) float64 { return o.Amount }).
 		To("amounts", stream.String(), stream.JSON[float64]())
+	reg := prometheus.NewRegistry()
 	app, err := stream.New(top, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: "dlq", StateDir: t.TempDir(),
-		OnBadRecord: stream.BadRecordDeadLetter, DeadLetterTopic: "orders-dlq", CommitInterval: 100 * time.Millisecond})
+		OnBadRecord: stream.BadRecordDeadLetter, DeadLetterTopic: "orders-dlq", CommitInterval: 100 * time.Millisecond, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,4 +249,32 @@ func TestRunDeadLettersBadRecords(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
+	if n := metricSum(t, reg, "strand_stream_bad_records_total"); n != 1 {
+		t.Errorf("strand_stream_bad_records_total = %v, want 1", n)
+	}
+	if n := metricSum(t, reg, "strand_stream_records_processed_total"); n != 3 {
+		t.Errorf("strand_stream_records_processed_total = %v, want 3", n)
+	}
+	if n := metricSum(t, reg, "strand_stream_commit_seconds"); n < 1 {
+		t.Errorf("strand_stream_commit_seconds counted %v commits, want at least 1", n)
+	}
+}
+
+// metricSum adds up a counter family's values (or a histogram's sample counts).
+func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
 }

@@ -61,6 +61,7 @@ type taskConfig struct {
 	policy     BadRecordPolicy
 	deadLetter string
 	now        func() time.Time
+	metrics    *metrics // nil under Local
 }
 
 // task runs one subtopology on one partition: it owns a processor instance per node, the
@@ -169,6 +170,9 @@ func (t *task) processDecoded(src *taskNode, r *kgo.Record, key, value any) erro
 }
 
 func (t *task) badRecord(r *kgo.Record, cause error) error {
+	if t.cfg.metrics != nil && t.cfg.policy != BadRecordFail {
+		t.cfg.metrics.badRecord.WithLabelValues(t.id.String()).Inc()
+	}
 	switch t.cfg.policy {
 	case BadRecordSkip:
 		t.skipped++
