@@ -21,6 +21,12 @@
 // written in the same Pebble batch as the state, so a task that starts (or comes back after
 // a rebalance or a crash) restores only the changelog tail it lacks.
 //
+// Aggregations keep a write cache: between two commits a key's updates collapse into its
+// latest value, which reaches the store, the changelog and the output once per commit
+// (Kafka Streams' record cache). Windows (Tumbling, Hopping, Sessions) work on event time
+// with a grace period, emit on update or once at close (EmitFinal), and with
+// AdvanceWhenIdle also close on a partition that has gone quiet.
+//
 // Delivery is at-least-once: input offsets are committed only after every output and
 // changelog record the inputs caused is acknowledged by the brokers and the state batch is
 // written. A crash replays the records since the last commit. Exactly-once (outputs,
