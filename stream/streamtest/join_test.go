@@ -1,6 +1,7 @@
 package streamtest_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -67,5 +68,33 @@ func TestJoinChecksCoPartitioningAndKeys(t *testing.T) {
 	_, err = stream.NewLocal(build(true), stream.LocalConfig{})
 	if err == nil || !strings.Contains(err.Error(), "repartition") {
 		t.Errorf("re-keyed stream: err = %v, want a demand to repartition", err)
+	}
+}
+
+func TestTableTableJoin(t *testing.T) {
+	top := stream.NewTopology()
+	users := stream.TableFrom(top, "users", "users-by-id", stream.String(), stream.String())
+	orders := stream.From(top, stream.String(), stream.String(), "orders")
+	counts := stream.Count(stream.GroupByKey(orders, stream.String(), stream.String()), "orders-per-user")
+	stream.JoinTables(users, counts, func(_ string, region string, n int64) string { return fmt.Sprintf("%s/%d", region, n) }).
+		ToStream().To("user-orders", stream.String(), stream.String())
+	d := streamtest.New(t, top, streamtest.Partitions("users", 2), streamtest.Partitions("orders", 2))
+	u := streamtest.NewInput(d, "users", stream.String(), stream.String())
+	o := streamtest.NewInput(d, "orders", stream.String(), stream.String())
+	o.Pipe("ann", "o1") // no user yet: a tombstone for ann
+	u.Pipe("ann", "eu") // both sides now: eu/1
+	o.Pipe("ann", "o2") // eu/2
+	u.Pipe("bob", "us") // no orders for bob: tombstone
+	u.PipeTombstone("ann")
+	var got []string
+	for _, r := range streamtest.NewOutput(d, "user-orders", stream.String(), stream.String()).ReadAll() {
+		v := r.Value
+		if r.Tombstone {
+			v = "-"
+		}
+		got = append(got, r.Key+":"+v)
+	}
+	if want := "[ann:- ann:eu/1 ann:eu/2 bob:- ann:-]"; fmt.Sprint(got) != want {
+		t.Errorf("got  %v\nwant %s", got, want)
 	}
 }
