@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strand-data/strand/stream"
 	"github.com/strand-data/strand/stream/streamtest"
@@ -96,5 +97,38 @@ func TestTableTableJoin(t *testing.T) {
 	}
 	if want := "[ann:- ann:eu/1 ann:eu/2 bob:- ann:-]"; fmt.Sprint(got) != want {
 		t.Errorf("got  %v\nwant %s", got, want)
+	}
+}
+
+func TestStreamStreamJoin(t *testing.T) {
+	top := stream.NewTopology()
+	clicks := stream.From(top, stream.String(), stream.String(), "clicks")
+	buys := stream.From(top, stream.String(), stream.String(), "buys")
+	stream.JoinStreams(clicks, buys, "click-buy", stream.JoinWindows{Within: 10 * time.Second, Grace: 5 * time.Second},
+		func(_ string, click, buy string) string { return click + "+" + buy }, stream.String(), stream.String(), stream.String()).
+		To("conversions", stream.String(), stream.String())
+	d := streamtest.New(t, top)
+	c := streamtest.NewInput(d, "clicks", stream.String(), stream.String())
+	b := streamtest.NewInput(d, "buys", stream.String(), stream.String())
+	at := func(s int) time.Time { return d.Now().Add(time.Duration(s) * time.Second) }
+	c.PipeAt("ann", "c1", at(0))
+	b.PipeAt("ann", "b1", at(8))  // within 10 s of c1
+	b.PipeAt("bob", "b2", at(9))  // other key
+	c.PipeAt("ann", "c2", at(15)) // 7 s after b1: joins it
+	b.PipeAt("ann", "b3", at(40)) // stream time 40: c1, c2, b1, b2 expire (older than 40-15)
+	c.PipeAt("ann", "c3", at(24)) // late: 24 < 40-15, dropped
+	b.PipeAt("ann", "b4", at(30)) // not late; would join c3 (6 s apart) had c3 been kept
+	c.PipeAt("ann", "c4", at(45)) // joins b3
+	var got []string
+	for _, r := range streamtest.NewOutput(d, "conversions", stream.String(), stream.String()).ReadAll() {
+		got = append(got, fmt.Sprintf("%s:%s@%s", r.Key, r.Value, r.Timestamp.Format("04:05")))
+	}
+	if want := "[ann:c1+b1@00:08 ann:c2+b1@00:15 ann:c4+b3@00:45]"; fmt.Sprint(got) != want {
+		t.Errorf("got  %v\nwant %s", got, want)
+	}
+	left := streamtest.NewStore(d, "click-buy-left", stream.Bytes(), stream.Bytes()).Len()
+	right := streamtest.NewStore(d, "click-buy-right", stream.Bytes(), stream.Bytes()).Len()
+	if left != 2 || right != 4 { // c4; b3 and b4 (at the cutoff, 45-15); two index keys each
+		t.Errorf("stores hold %d and %d entries, want 2 and 4 (expired records leave)", left, right)
 	}
 }
