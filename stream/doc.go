@@ -29,8 +29,13 @@
 //
 // Delivery is at-least-once: input offsets are committed only after every output and
 // changelog record the inputs caused is acknowledged by the brokers and the state batch is
-// written. A crash replays the records since the last commit. Exactly-once (outputs,
-// changelogs and offsets in one transaction) comes with the transactions work.
+// written. A crash replays the records since the last commit.
+//
+// With Config.ExactlyOnce each commit is one transaction holding the outputs, the changelog
+// records and the input offsets (Kafka Streams' exactly_once_v2), read_committed consumers
+// see each input's effects once, and the local state is written only after its transaction
+// commits. A crash between two commits does not wipe the state: the task restores the
+// committed changelog tail its checkpoint lacks, read_committed.
 //
 // Package streamtest runs a topology without a broker, with time under the test's control.
 package stream

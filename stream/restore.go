@@ -13,10 +13,12 @@ import (
 // amortize the batch commit, small enough to bound the memory a restore holds.
 const restoreChunk = 4096
 
-// restoreStore brings (store, partition) up to the end of its changelog, reading only from
-// the offset its checkpoint names. A checkpoint past the end means the changelog was
-// recreated: the local copy describes a history that is gone, so it is wiped and rebuilt.
-// It returns the number of records applied.
+// restoreStore brings (store, partition) up to the end of its changelog's committed data
+// (the last stable offset), reading only from the offset its checkpoint names, read_committed
+// so that records of aborted transactions never reach the store. A checkpoint past that
+// end means the local copy describes a history the changelog does not hold (the topic was
+// recreated, or the store kept writes the changelog lost or never committed): it is wiped
+// and rebuilt. It returns the number of records applied.
 func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, partition int32) (int, error) {
 	topic := ChangelogTopic(cfg.AppID, store)
 	from, err := db.checkpoint(store, partition)
@@ -28,7 +30,7 @@ func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, pa
 		return 0, fmt.Errorf("restore %s: %w", topic, err)
 	}
 	defer base.Close()
-	ends, err := kadm.NewClient(base).ListEndOffsets(ctx, topic)
+	ends, err := kadm.NewClient(base).ListCommittedOffsets(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("restore %s: end offsets: %w", topic, err)
 	}
@@ -47,7 +49,11 @@ func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, pa
 		return 0, nil
 	}
 	started := time.Now()
+	// The restore ends at the last stable offset, and under exactly-once the record before it
+	// is a transaction marker: kept control records tell the loop it got there (they are
+	// not applied). Aborted records are dropped by the client, their markers kept.
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}})}, cfg.ClientOpts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("restore %s: %w", topic, err)
@@ -70,15 +76,19 @@ func restoreStore(ctx context.Context, cfg Config, db *stateDB, store string, pa
 			return 0, fmt.Errorf("restore %s partition %d: %w", topic, partition, fetchErr)
 		}
 		keys, values = keys[:0], values[:0]
+		before := next
 		fetches.EachRecord(func(r *kgo.Record) {
 			if r.Offset >= end.Offset {
 				return // written after the restore began: the task's own processing covers it
 			}
-			keys, values = append(keys, r.Key), append(values, r.Value)
 			next = r.Offset + 1
+			if r.Attrs.IsControl() {
+				return
+			}
+			keys, values = append(keys, r.Key), append(values, r.Value)
 			bytes += int64(len(r.Key) + len(r.Value))
 		})
-		if len(keys) > 0 {
+		if next > before {
 			if err := db.applyRestored(store, partition, keys, values, next); err != nil {
 				return 0, fmt.Errorf("restore %s partition %d: %w", topic, partition, err)
 			}

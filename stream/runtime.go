@@ -45,8 +45,12 @@ type Config struct {
 	// ReplicationFactor of the internal topics Run creates; -1 (the default) is the
 	// broker's default.
 	ReplicationFactor int16
-	// ExactlyOnce asks for outputs, changelogs and offsets in one transaction. This version
-	// does not use transactions yet, and New refuses it rather than run at-least-once.
+	// ExactlyOnce writes each commit's outputs, changelog records and input offsets in one
+	// transaction (Kafka Streams' exactly_once_v2): one transactional producer per instance,
+	// with the transactional id <app-id>-<InstanceID>, or <app-id>-<a process id kept in the
+	// state database> when InstanceID is empty. Inputs and restores read read_committed, and
+	// the local state moves only after its transaction commits. The brokers must support
+	// transactions (Kafka 2.5+ for KIP-447, or Strand).
 	ExactlyOnce bool
 	// Standbys is the number of warm replicas per task. Only 0 is supported yet.
 	Standbys int
@@ -88,9 +92,6 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// ErrNeedsTransactions is returned by New for Config.ExactlyOnce.
-var ErrNeedsTransactions = errors.New("exactly-once needs transactions, which this version of the stream library does not use yet; run at-least-once")
-
 // App is a topology bound to a configuration: one instance of a stream application.
 type App struct {
 	cfg  Config
@@ -109,6 +110,15 @@ type App struct {
 	cl         *kgo.Client
 	tcfg       *taskConfig
 	failure    error // from a callback, returned by Run
+
+	// Under ExactlyOnce: the session that owns cl, and what the group callbacks report to the
+	// poll loop. The session's revoke and lost callbacks hold its own lock while they run, and
+	// End takes that lock, so they must not wait for mu (held around End): they take
+	// assignMu only and leave the work to the loop.
+	sess      *kgo.GroupTransactSession
+	assignMu  sync.Mutex
+	assigned  map[taskID]bool
+	txnDoomed bool // a revoke or loss since the transaction began: it will abort
 }
 
 // pollWait bounds how long the loop waits for records before it does its timed work.
@@ -127,9 +137,6 @@ func New(t *Topology, cfg Config) (*App, error) {
 	}
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("config: Brokers is required")
-	}
-	if cfg.ExactlyOnce {
-		return nil, ErrNeedsTransactions
 	}
 	if cfg.Standbys != 0 {
 		return nil, fmt.Errorf("config: Standbys %d: standby replicas are not implemented yet, only 0 is supported", cfg.Standbys)
@@ -207,6 +214,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer db.close()
 
 	a.tasks, a.pending, a.offsets = map[taskID]*task{}, map[taskID]bool{}, map[string]map[int32]kgo.EpochOffset{}
+	a.assigned = map[taskID]bool{}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.AppID),
@@ -228,18 +236,60 @@ func (a *App) Run(ctx context.Context) error {
 	if cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(cfg.SessionTimeout))
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("client: %w", err)
+	if cfg.ExactlyOnce {
+		txnOpts, err := transactionOpts(cfg, db)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, txnOpts...)
 	}
-	a.cl = cl
 	m, err := newMetrics(cfg.Metrics, cfg.AppID)
 	if err != nil {
-		cl.Close()
 		return err
 	}
-	a.tcfg = &taskConfig{appID: cfg.AppID, topology: a.t, db: db, out: clientSender{cl}, policy: cfg.OnBadRecord,
+	a.tcfg = &taskConfig{appID: cfg.AppID, topology: a.t, db: db, policy: cfg.OnBadRecord,
 		deadLetter: cfg.DeadLetterTopic, now: time.Now, metrics: m}
+	for {
+		err := a.runMember(ctx, opts)
+		if !errors.Is(err, errFenced) {
+			return err
+		}
+		// Kafka Streams' TaskManager#handleLostAll under exactly_once_v2: the tasks are
+		// dropped without a commit and the thread's producer is made anew, which fences the
+		// other holder of the transactional id in turn.
+		cfg.Logger.Warn("stream: producer fenced; dropped the tasks, rejoining with a new producer", "app", cfg.AppID, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// runMember runs one group membership: one client (a transactional session under
+// ExactlyOnce), from joining to leaving.
+func (a *App) runMember(ctx context.Context, opts []kgo.Opt) error {
+	if a.cfg.ExactlyOnce {
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		a.sess, a.cl = sess, sess.Client()
+		if err := sess.Begin(); err != nil {
+			sess.Close()
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+	} else {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		a.cl = cl
+	}
+	a.tcfg.out = clientSender{a.cl}
+	a.assignMu.Lock()
+	a.assigned, a.txnDoomed = map[taskID]bool{}, false
+	a.assignMu.Unlock()
 
 	runErr := a.loop(ctx)
 
@@ -250,9 +300,13 @@ func (a *App) Run(ctx context.Context) error {
 	if runErr == nil {
 		runErr = a.commit(stopCtx)
 	}
+	if errors.Is(runErr, errFenced) {
+		// Nothing more may be written under this producer, not even an abort.
+		a.cl.AbortBufferedRecords(stopCtx) //nolint:errcheck // the client is closed next
+	}
 	a.closeTasks(nil)
 	a.mu.Unlock()
-	cl.Close()
+	a.cl.Close()
 	return runErr
 }
 
@@ -295,6 +349,13 @@ func (a *App) processFetches(ctx context.Context, fetches kgo.Fetches) error {
 	})
 	if err != nil {
 		return err
+	}
+	if a.sess != nil {
+		if aborted, err := a.abortIfDoomed(ctx); aborted || err != nil {
+			// The abort rewound the consumer to the committed offsets: these records
+			// come again.
+			return err
+		}
 	}
 	if err := a.restorePending(ctx); err != nil {
 		return err
@@ -346,6 +407,9 @@ func (a *App) markOffset(topic string, p int32, o kgo.EpochOffset) {
 // with the changelog offsets it reflects (one fsync for all), then the input offsets. A crash before the last step
 // replays the inputs; one before the second restores the state from the changelog.
 func (a *App) commit(ctx context.Context) error {
+	if a.sess != nil {
+		return a.commitTransaction(ctx)
+	}
 	a.lastCommit = time.Now()
 	defer a.tcfg.metrics.observeCommit(a.lastCommit)
 	for _, t := range a.tasks {
@@ -409,6 +473,8 @@ func (a *App) commit(ctx context.Context) error {
 func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.assignMu.Lock()
+	defer a.assignMu.Unlock()
 	for topic, parts := range assigned {
 		sub, ok := a.topicSub[topic]
 		if !ok {
@@ -416,6 +482,7 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 		}
 		for _, p := range parts {
 			id := taskID{sub, p}
+			a.assigned[id] = true
 			if a.tasks[id] == nil {
 				a.pending[id] = true
 			}
@@ -427,6 +494,11 @@ func (a *App) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][
 // onRevoked commits everything (Kafka Streams' TaskManager#handleRevocation commits the
 // revoked tasks), then closes the tasks that lost a partition.
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if a.sess != nil {
+		a.doomTransaction(revoked)
+		a.cfg.Logger.Info("stream: partitions revoked; the open transaction aborts", "app", a.cfg.AppID, "partitions", revoked)
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.failure == nil {
@@ -441,6 +513,11 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 // onLost drops the tasks without committing: another member may own them already, and
 // their uncommitted state writes are redone by whoever processes the records again.
 func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if a.sess != nil {
+		a.doomTransaction(lost)
+		a.cfg.Logger.Warn("stream: partitions lost; the open transaction aborts", "app", a.cfg.AppID, "partitions", lost)
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.closeTasks(lost)

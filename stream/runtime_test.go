@@ -183,9 +183,6 @@ func TestRunChecksTopics(t *testing.T) {
 	if !errors.Is(err, stream.ErrMissingTopic) || !strings.Contains(err.Error(), "no-such-topic") {
 		t.Errorf("missing topic: err = %v", err)
 	}
-	if _, err := stream.New(build("views"), stream.Config{Brokers: []string{node.KafkaAddr}, AppID: "checks", ExactlyOnce: true}); !errors.Is(err, stream.ErrNeedsTransactions) {
-		t.Errorf("exactly-once: err = %v, want ErrNeedsTransactions", err)
-	}
 }
 
 // TestRunDeadLettersBadRecords: under BadRecordDeadLetter a record that does not decode goes

@@ -64,7 +64,7 @@ func main() {
 func run() error {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
 	appID := flag.String("app-id", "ordertotals", "application id: consumer group and internal topic prefix")
-	exactlyOnce := flag.Bool("exactly-once", false, "write outputs, state and offsets in one transaction (needs transactions)")
+	exactlyOnce := flag.Bool("exactly-once", false, "write outputs, state and offsets in one transaction per commit (the brokers must support transactions)")
 	standbys := flag.Int("standbys", 0, "warm standby replicas per task (only 0 is supported yet)")
 	stateDir := flag.String("state-dir", "", "directory for the local state (default: the system temp dir)")
 	instanceID := flag.String("instance-id", "", "static group member id (KIP-345): a restart takes its partitions back at once")
@@ -78,9 +78,6 @@ func run() error {
 		fmt.Print(top.Describe())
 		return nil
 	}
-	if *exactlyOnce {
-		return fmt.Errorf("--exactly-once: %w", stream.ErrNeedsTransactions)
-	}
 	if *standbys != 0 {
 		return fmt.Errorf("--standbys %d: standby replicas are not implemented yet; only 0 is supported", *standbys)
 	}
@@ -92,7 +89,7 @@ func run() error {
 	}
 	app, err := stream.New(top, stream.Config{
 		Brokers: seeds, AppID: *appID, StateDir: *stateDir, CommitInterval: *commitInterval,
-		InstanceID: *instanceID, SessionTimeout: *sessionTimeout,
+		InstanceID: *instanceID, SessionTimeout: *sessionTimeout, ExactlyOnce: *exactlyOnce,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
