@@ -49,6 +49,10 @@ func benchNode(b *testing.B) (*harness.Node, *kgo.Client) {
 // runJob runs topology as application appID until it has processed every input record,
 // and returns the time from its first record to the end of Run (which flushes and commits).
 func runJob(b *testing.B, node *harness.Node, appID string, build func(t *stream.Topology, seen func())) time.Duration {
+	return runJobWith(b, node, appID, false, build)
+}
+
+func runJobWith(b *testing.B, node *harness.Node, appID string, exactlyOnce bool, build func(t *stream.Topology, seen func())) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithCancel(harness.Context(b, 2*time.Minute))
 	defer cancel()
@@ -64,7 +68,7 @@ func runJob(b *testing.B, node *harness.Node, appID string, build func(t *stream
 		}
 	})
 	app, err := stream.New(t, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: appID, StateDir: b.TempDir(), CommitInterval: time.Second,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		ExactlyOnce: exactlyOnce, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,11 +162,32 @@ func BenchmarkCountJob(b *testing.B) {
 	node, _ := benchNode(b)
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		total += runJob(b, node, fmt.Sprintf("count-%d", i), func(t *stream.Topology, seen func()) {
-			in := stream.From(t, stream.String(), stream.JSON[Order](), "bench-in").Peek(func(string, Order) { seen() })
-			counts := stream.Count(stream.GroupByKey(in, stream.String(), stream.JSON[Order]()), "counts")
-			counts.ToStream().To(createTopic(b, node, fmt.Sprintf("count-out-%d", i)), stream.String(), stream.Int64())
-		})
+		total += runJob(b, node, fmt.Sprintf("count-%d", i), countJob(b, node, fmt.Sprintf("count-out-%d", i)))
 	}
 	report(b, total)
+}
+
+func countJob(b *testing.B, node *harness.Node, out string) func(t *stream.Topology, seen func()) {
+	return func(t *stream.Topology, seen func()) {
+		in := stream.From(t, stream.String(), stream.JSON[Order](), "bench-in").Peek(func(string, Order) { seen() })
+		counts := stream.Count(stream.GroupByKey(in, stream.String(), stream.JSON[Order]()), "counts")
+		counts.ToStream().To(createTopic(b, node, out), stream.String(), stream.Int64())
+	}
+}
+
+// BenchmarkCountJobExactlyOnce runs the count job at-least-once and exactly-once on the same
+// input, one after the other in each iteration, and reports both rates and their ratio
+// (eos/alos): what a transaction per commit (AddPartitionsToTxn, TxnOffsetCommit, EndTxn and
+// its markers, read_committed fetches) costs at a 1 s commit interval.
+func BenchmarkCountJobExactlyOnce(b *testing.B) {
+	node, _ := benchNode(b)
+	var alos, eos time.Duration
+	for i := 0; i < b.N; i++ {
+		alos += runJobWith(b, node, fmt.Sprintf("count-alos-%d", i), false, countJob(b, node, fmt.Sprintf("count-alos-out-%d", i)))
+		eos += runJobWith(b, node, fmt.Sprintf("count-eos-%d", i), true, countJob(b, node, fmt.Sprintf("count-eos-out-%d", i)))
+	}
+	records := float64(benchRecords) * float64(b.N)
+	b.ReportMetric(records/alos.Seconds(), "alos-records/s")
+	b.ReportMetric(records/eos.Seconds(), "eos-records/s")
+	b.ReportMetric(alos.Seconds()/eos.Seconds(), "eos/alos")
 }
