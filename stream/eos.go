@@ -138,6 +138,7 @@ func (a *App) afterAbort() error {
 	a.txnDoomed = false
 	a.assignMu.Unlock()
 	a.dirty = false
+	a.sent.Store(0)
 	a.lastCommit = time.Now()
 	if err := a.sess.Begin(); err != nil {
 		return endError("begin transaction", err)
@@ -169,7 +170,7 @@ func (a *App) commitTransaction(ctx context.Context) error {
 	a.assignMu.Lock()
 	doomed := a.txnDoomed
 	a.assignMu.Unlock()
-	if !a.dirty && !doomed {
+	if !a.dirty && !doomed && a.sent.Load() == 0 {
 		return nil
 	}
 	if err := a.cl.Flush(ctx); err != nil {
@@ -186,6 +187,7 @@ func (a *App) commitTransaction(ctx context.Context) error {
 			return endError(fmt.Sprintf("task %s: send", t.id), sendErr)
 		}
 	}
+	a.sent.Store(0)
 	committed, err := a.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
 		return endError("commit transaction", err)

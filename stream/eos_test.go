@@ -171,3 +171,63 @@ func TestRunExactlyOnceAcrossRebalanceAndFencing(t *testing.T) {
 		t.Errorf("the aborted probe was counted")
 	}
 }
+
+// ticker forwards one record from a wall-clock punctuator, with no input behind it.
+type ticker struct{ fired bool }
+
+func (p *ticker) Init(ctx stream.ProcessorContext) error {
+	ctx.Schedule(100*time.Millisecond, stream.WallClockTime, func(now time.Time) error {
+		if p.fired {
+			return nil
+		}
+		p.fired = true
+		return ctx.Forward(stream.Record{Key: "tick", Value: "t", Timestamp: now})
+	})
+	return nil
+}
+func (p *ticker) Process(stream.Record) error { return nil }
+func (p *ticker) Close() error                { return nil }
+
+// TestRunExactlyOncePunctuatorOutputCommits: a record a wall-clock punctuator writes while
+// no input arrives is in a transaction too, and the next commit must end it, or
+// read_committed readers would never see it (and the open transaction would hold back
+// every reader of the topic until it timed out).
+func TestRunExactlyOncePunctuatorOutputCommits(t *testing.T) {
+	node := harness.Start(t, harness.Options{})
+	ctx := harness.Context(t, 30*time.Second)
+	adm := kadm.NewClient(node.Client(t))
+	for _, topic := range []string{"ticks-in", "ticks-out"} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := stream.NewTopology()
+	stream.AddSource(top, "src", stream.String(), stream.String(), "ticks-in")
+	top.AddProcessor("ticker", func() stream.Processor { return &ticker{} }, "src")
+	stream.AddSink(top, "out", "ticks-out", stream.String(), stream.String(), "ticker")
+	app, err := stream.New(top, stream.Config{Brokers: []string{node.KafkaAddr}, AppID: "eos-ticker", StateDir: t.TempDir(),
+		CommitInterval: 200 * time.Millisecond, ExactlyOnce: true, Logger: slog.New(&messageLog{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(runCtx) }()
+
+	out := node.Client(t, kgo.ConsumeTopics("ticks-out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	// Long enough for a leftover transaction: the instance never stops while we wait.
+	waitCtx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) == 0 && waitCtx.Err() == nil {
+		out.PollFetches(waitCtx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Key)) })
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if len(got) != 1 || got[0] != "tick" {
+		t.Fatalf("read_committed output = %q, want the punctuator's one record, committed while the app runs", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -119,6 +120,8 @@ type App struct {
 	assignMu  sync.Mutex
 	assigned  map[taskID]bool
 	txnDoomed bool // a revoke or loss since the transaction began: it will abort
+
+	sent atomic.Int64 // records handed to the client since the last commit, for commitTransaction
 }
 
 // pollWait bounds how long the loop waits for records before it does its timed work.
@@ -286,7 +289,7 @@ func (a *App) runMember(ctx context.Context, opts []kgo.Opt) error {
 		}
 		a.cl = cl
 	}
-	a.tcfg.out = clientSender{a.cl}
+	a.tcfg.out = clientSender{cl: a.cl, sent: &a.sent}
 	a.assignMu.Lock()
 	a.assigned, a.txnDoomed = map[taskID]bool{}, false
 	a.assignMu.Unlock()
@@ -596,10 +599,16 @@ func (a *App) restorePending(ctx context.Context) error {
 	return nil
 }
 
-// clientSender sends a task's records with the App's client.
-type clientSender struct{ cl *kgo.Client }
+// clientSender sends a task's records with the App's client, and counts them: under
+// ExactlyOnce a record sent with no input behind it (a wall-clock punctuator's) still
+// needs its transaction ended.
+type clientSender struct {
+	cl   *kgo.Client
+	sent *atomic.Int64
+}
 
 func (s clientSender) send(r *kgo.Record, done func(*kgo.Record, error)) {
+	s.sent.Add(1)
 	s.cl.Produce(context.Background(), r, done)
 }
 
