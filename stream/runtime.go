@@ -36,7 +36,9 @@ type Config struct {
 	StateMemory int64
 	// CommitInterval is how often input offsets are committed (after flushing outputs and
 	// changelogs). It bounds what a crash replays. Default 1 s; Kafka Streams uses 30 s
-	// for at-least-once, which replays 30 s of input after a crash.
+	// for at-least-once, which replays 30 s of input after a crash. Under ExactlyOnce it is
+	// also how long outputs wait to become visible to read_committed readers (Kafka
+	// Streams: 100 ms); each commit is one transaction.
 	CommitInterval time.Duration
 	// OnBadRecord says what to do with an input record that does not decode.
 	OnBadRecord BadRecordPolicy
