@@ -120,3 +120,35 @@ func TestRestoreReadsCommittedChangelog(t *testing.T) {
 		t.Errorf("second restore: %d records, %v; want 0, nil", n, err)
 	}
 }
+
+// TestProcessIDIsStable: an instance without an InstanceID names its transactional producer
+// after a process id kept in its state database, so a restart on the same state takes the
+// same transactional id (and fences what the crashed process left open), while another
+// state directory is another instance.
+func TestProcessIDIsStable(t *testing.T) {
+	dir := t.TempDir()
+	open := func(name string) *stateDB {
+		db, err := openStateDB(filepath.Join(dir, name), vfs.Default, 16<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	db := open("a")
+	first, err := db.processID()
+	if err != nil || first == "" {
+		t.Fatalf("process id %q, %v", first, err)
+	}
+	db.close()
+	db = open("a")
+	again, err := db.processID()
+	db.close()
+	if err != nil || again != first {
+		t.Errorf("process id after reopen = %q, %v; want %q", again, err, first)
+	}
+	other := open("b")
+	defer other.close()
+	if id, err := other.processID(); err != nil || id == first {
+		t.Errorf("another state dir has process id %q, %v; want a new one", id, err)
+	}
+}

@@ -125,7 +125,8 @@ func (quietLogger) Fatalf(format string, args ...interface{}) {
 
 // Key layout: 'd' | len(store) u16 | store | partition u32 | user key for data, and
 // 'o' | len(store) u16 | store | partition u32 for the next changelog offset the data
-// reflects. The length prefix keeps store "a" from sharing a prefix with store "ab".
+// reflects. The length prefix keeps store "a" from sharing a prefix with store "ab". Keys
+// starting with 'm' hold the instance's own metadata (its process id, eos.go).
 func storePrefix(kind byte, store string, partition int32) []byte {
 	b := make([]byte, 0, 1+2+len(store)+4)
 	b = append(b, kind)
