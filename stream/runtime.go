@@ -280,6 +280,17 @@ func (a *App) runMember(ctx context.Context, opts []kgo.Opt) error {
 			return fmt.Errorf("client: %w", err)
 		}
 		a.sess, a.cl = sess, sess.Client()
+		// Take the transactional id now, as Kafka Streams' initTransactions does when a
+		// thread starts: the epoch bump aborts what a crashed predecessor left open, which
+		// otherwise holds back read_committed readers of its topics (our own repartition
+		// topics and changelog restores among them) until the transaction times out.
+		if _, _, err := a.cl.ProducerID(ctx); err != nil {
+			sess.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("init transactional producer: %w", err)
+		}
 		if err := sess.Begin(); err != nil {
 			sess.Close()
 			return fmt.Errorf("begin transaction: %w", err)
