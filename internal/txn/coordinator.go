@@ -57,9 +57,6 @@ type Config struct {
 	MaxTimeout    time.Duration // transaction.max.timeout.ms
 	AbortInterval time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
 	IDExpiration  time.Duration // transactional.id.expiration.ms
-	// CompletionWait bounds how long EndTxn waits for its transaction's markers and
-	// Complete state before it answers (default 1 s; negative: it does not wait). See endTxn.
-	CompletionWait time.Duration
 	// ExpirationInterval is how often idle transactional ids are looked for
 	// (transaction.remove.expired.transaction.cleanup.interval.ms).
 	ExpirationInterval time.Duration
@@ -70,9 +67,6 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Partitions <= 0 {
 		c.Partitions = 50
-	}
-	if c.CompletionWait == 0 {
-		c.CompletionWait = time.Second
 	}
 	if c.MaxTimeout <= 0 {
 		c.MaxTimeout = 15 * time.Minute
@@ -117,9 +111,6 @@ type Coordinator struct {
 	loading map[int32]int32 // partition -> coordinator epoch being loaded
 	txns    map[string]*txnMeta
 	closed  bool
-	// applied is closed, and replaced, whenever a written state is installed: EndTxn waits
-	// on it for its transaction to complete.
-	applied chan struct{}
 
 	ctx    context.Context // ends on Close
 	cancel context.CancelFunc
@@ -131,7 +122,7 @@ type Coordinator struct {
 func NewCoordinator(cfg Config, env Env, markers Markers) *Coordinator {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Coordinator{cfg: cfg.withDefaults(), env: env, markers: markers, owned: map[int32]*ownedPartition{},
-		loading: map[int32]int32{}, txns: map[string]*txnMeta{}, applied: make(chan struct{}), ctx: ctx, cancel: cancel}
+		loading: map[int32]int32{}, txns: map[string]*txnMeta{}, ctx: ctx, cancel: cancel}
 	c.wg.Add(1)
 	go c.maintenanceLoop()
 	return c

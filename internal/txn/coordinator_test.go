@@ -805,25 +805,3 @@ func TestCloseStopsMarkerRetries(t *testing.T) {
 		t.Fatalf("InitProducerId after Close: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
 }
-
-// TestEndTxnAnswersAfterCompletion: EndTxn answers once the markers are written and the
-// Complete state installed, so the producer's next AddPartitionsToTxn is not refused with
-// CONCURRENT_TRANSACTIONS; with the markers held, it answers after CompletionWait anyway,
-// the outcome being decided by the Prepare state already written.
-func TestEndTxnAnswersAfterCompletion(t *testing.T) {
-	f := newFixture(t)
-	pid, epoch := f.initOK("tx")
-	f.addOK("tx", pid, epoch, a0)
-	if r := f.end("tx", pid, epoch, true, 3); r.ErrorCode != 0 {
-		t.Fatalf("EndTxn: %v", kerr.ErrorForCode(r.ErrorCode))
-	}
-	f.c.mu.Lock()
-	got := f.c.txns["tx"].state
-	f.c.mu.Unlock()
-	if got != stateCompleteCommit {
-		t.Fatalf("state when EndTxn answered: %v, want CompleteCommit", got)
-	}
-	if codes := f.add("tx", pid, epoch, 3, a1); codes[a1] != 0 {
-		t.Fatalf("the next transaction's AddPartitionsToTxn: %v", kerr.ErrorForCode(codes[a1]))
-	}
-}

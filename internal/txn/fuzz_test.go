@@ -36,7 +36,6 @@ func fuzzFrame(kind byte, req kmsg.Request) []byte {
 // must be consistent: no state Kafka never installs, partitions only where a transaction
 // is open, and a replay of the log rebuilding exactly the table in memory.
 func FuzzTxnRequests(f *testing.F) {
-	fixtureCompletionWait = -1
 	id := "tx"
 	init := kmsg.NewPtrInitProducerIDRequest()
 	init.Version, init.TransactionalID, init.TransactionTimeoutMillis = 4, &id, 5000

@@ -225,14 +225,10 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// fixtureCompletionWait is the coordinators' Config.CompletionWait: the default, except in
-// the fuzz target, whose markers and log fail at will and would hold every EndTxn a second.
-var fixtureCompletionWait time.Duration
-
 // newCoordinator is another coordinator over the same log, markers, env and clock.
 func (f *fixture) newCoordinator() *Coordinator {
 	c := NewCoordinator(Config{Partitions: 1, MaxTimeout: time.Minute, AbortInterval: time.Hour, IDExpiration: 24 * time.Hour,
-		CompletionWait: fixtureCompletionWait, Now: f.clock.Now, Logger: quiet()}, f.env, f.markers)
+		Now: f.clock.Now, Logger: quiet()}, f.env, f.markers)
 	f.t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -121,8 +121,6 @@ func (c *Coordinator) persist(ctx context.Context, p *ownedPartition, m *txnMeta
 	}
 	m.txnState = next
 	m.pending = nil
-	close(c.applied)
-	c.applied = make(chan struct{})
 	return 0
 }
 

@@ -3,7 +3,6 @@ package txn
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -315,13 +314,8 @@ func (c *Coordinator) addOffsets(r *kmsg.AddOffsetsToTxnRequest) (kmsg.Response,
 
 // endTxn answers EndTxn, Kafka's TransactionCoordinator.endTransaction from a client
 // (transaction version 1: no epoch bump per transaction). Once PrepareCommit or
-// PrepareAbort is written the outcome is decided; the markers and the Complete state follow
-// in the background. Unlike Kafka, the answer waits for them, up to completionWait: a
-// producer's next transaction starts with AddPartitionsToTxn, which the coordinator must
-// refuse (CONCURRENT_TRANSACTIONS) while the previous one completes, and clients back off
-// 20 ms or more before they ask again. Answered after completion, back-to-back
-// transactions run at the producer's pace; a completion held up (a partition leader down)
-// delays the answer by Config.CompletionWait at most.
+// PrepareAbort is written the client is answered, and the markers and the Complete state
+// follow in the background.
 func (c *Coordinator) endTxn(r *kmsg.EndTxnRequest) (kmsg.Response, func(context.Context) kmsg.Response) {
 	answer := func(code int16, pid int64, epoch int16) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
@@ -372,35 +366,6 @@ func (c *Coordinator) endTxn(r *kmsg.EndTxnRequest) (kmsg.Response, func(context
 			return answer(0, current.producerID, current.epoch)
 		}
 		c.startCompletion(p, m)
-		c.awaitCompletion(ctx, m, c.cfg.CompletionWait)
 		return answer(0, next.producerID, next.epoch)
 	}, func() kmsg.Response { return answer(codeNotAvailable, 0, 0) })
-}
-
-// awaitCompletion waits, at most bound, until m has left its prepared state (or the
-// coordinator no longer holds it).
-func (c *Coordinator) awaitCompletion(ctx context.Context, m *txnMeta, bound time.Duration) {
-	if bound <= 0 {
-		return
-	}
-	t := time.NewTimer(bound)
-	defer t.Stop()
-	for {
-		c.mu.Lock()
-		done := c.txns[m.id] != m || !m.state.prepared()
-		applied := c.applied
-		c.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-applied:
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		case <-c.ctx.Done():
-			return
-		}
-	}
 }
