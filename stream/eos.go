@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -196,19 +195,7 @@ func (a *App) commitTransaction(ctx context.Context) error {
 		a.cfg.Logger.Info("stream: transaction aborted by a rebalance; the tasks start again from their last commit", "app", a.cfg.AppID)
 		return a.afterAbort()
 	}
-	ids := make([]taskID, 0, len(a.tasks))
-	for id := range a.tasks {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
-	})
-	for _, id := range ids {
-		if err := a.tasks[id].commitState(); err != nil {
-			return err
-		}
-	}
-	if err := a.tcfg.db.sync(); err != nil {
+	if err := a.writeTaskStates(); err != nil {
 		return err
 	}
 	a.dirty = false

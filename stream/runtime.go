@@ -448,19 +448,7 @@ func (a *App) commit(ctx context.Context) error {
 	if err := a.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("flush: %w", err)
 	}
-	ids := make([]taskID, 0, len(a.tasks))
-	for id := range a.tasks {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
-	})
-	for _, id := range ids {
-		if err := a.tasks[id].commitState(); err != nil {
-			return err
-		}
-	}
-	if err := a.tcfg.db.sync(); err != nil {
+	if err := a.writeTaskStates(); err != nil {
 		return err
 	}
 	var commitErr error
@@ -642,4 +630,23 @@ func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
 		return p.byTask.ForTopic(topic)
 	}
 	return p.keyed.ForTopic(topic)
+}
+
+// writeTaskStates writes every task's state batch, in task order, and makes them durable
+// with one sync of the database: a commit's state is written once its outputs are (at
+// least once) or its transaction has committed (exactly once).
+func (a *App) writeTaskStates() error {
+	ids := make([]taskID, 0, len(a.tasks))
+	for id := range a.tasks {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		return ids[i].sub < ids[j].sub || ids[i].sub == ids[j].sub && ids[i].partition < ids[j].partition
+	})
+	for _, id := range ids {
+		if err := a.tasks[id].commitState(); err != nil {
+			return err
+		}
+	}
+	return a.tcfg.db.sync()
 }
