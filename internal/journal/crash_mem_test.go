@@ -212,12 +212,18 @@ func runMemCrash(t *testing.T, v memCrashVariant, seed uint64) {
 	}
 	live.Store(l)
 
-	var wg sync.WaitGroup
-	done := func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.fired }
+	// writers are the appenders; wg also holds the retention and cleaner loops, which
+	// stop when the crash point fires or, should the appenders finish before it does, when
+	// they have (else a run whose writes never reach the crash point would spin forever).
+	var wg, writers sync.WaitGroup
+	var finished atomic.Bool
+	done := func() bool { cp.mu.Lock(); defer cp.mu.Unlock(); return cp.fired || finished.Load() }
 	for w := range 3 {
 		wg.Add(1)
+		writers.Add(1)
 		go func() {
 			defer wg.Done()
+			defer writers.Done()
 			wrng := rand.New(rand.NewPCG(seed, uint64(w)))
 			for i := 0; i < 150 && !done(); i++ {
 				b := keyedBatch(t, wrng, fmt.Sprintf("w%d-%d", w, i))
@@ -260,6 +266,8 @@ func runMemCrash(t *testing.T, v memCrashVariant, seed uint64) {
 			}
 		}()
 	}
+	writers.Wait()
+	finished.Store(true)
 	wg.Wait()
 	cp.fireNow()
 	l.Close()
